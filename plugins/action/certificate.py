@@ -1,0 +1,17 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) certforge.pki contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Runs certforge.pki.certificate in-process on the controller."""
+
+from __future__ import annotations
+
+from ansible_collections.certforge.pki.plugins.module_utils.certificate import SPEC, execute, secret_values
+from ansible_collections.certforge.pki.plugins.plugin_utils.inprocess import InProcessAction
+
+
+class ActionModule(InProcessAction):
+    SPEC = SPEC
+    EXECUTE = staticmethod(execute)
+
+    def extra_no_log(self, params):
+        return secret_values(params.get('issuer_options'))

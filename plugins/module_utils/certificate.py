@@ -1,0 +1,101 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) certforge.pki contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The generic issuer module: ``issuer`` plus ``issuer_options``, dispatched through the
+registry.  Built-in issuers are imported statically here (so AnsiballZ ships them); third-party
+issuers come from the ``certforge.pki`` entry-point group when this runs on the controller."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+
+from ansible_collections.certforge.pki.plugins.module_utils.core import issue as core_issue
+from ansible_collections.certforge.pki.plugins.module_utils.core import polling
+from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import RENEWAL_OPTIONS, ArgumentSpec
+from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError
+from ansible_collections.certforge.pki.plugins.module_utils.core.registry import Registry
+from ansible_collections.certforge.pki.plugins.module_utils.issuers import local_ca
+
+BUILTIN_PLUGINS = (local_ca.PLUGIN,)
+
+SECRET_OPTION = re.compile(r'(pass|secret|token|hmac|password|private_?key)', re.I)
+
+SPEC = ArgumentSpec(
+    dict(
+        name=dict(type='str', required=True),
+        issuer=dict(type='str', required=True),
+        issuer_options=dict(type='dict', default={}),
+        csr=dict(type='str'),
+        csr_path=dict(type='path'),
+        current_certificate=dict(type='str'),
+        certificate_path=dict(type='path'),
+        profile=dict(type='str'),
+        validity_days=dict(type='int'),
+        wait_timeout=dict(type='int', default=60),
+        fail_on_pending=dict(type='bool', default=False),
+        order_store=dict(type='path'),
+    ),
+    mutually_exclusive=[('csr', 'csr_path')],
+    required_one_of=[('csr', 'csr_path')],
+)
+SPEC.update(RENEWAL_OPTIONS)
+SPEC.update(polling.ARGSPEC)
+
+
+def secret_values(issuer_options):
+    """Values of issuer_options whose names look secret (scrubbed from results)."""
+    out = set()
+    for key, value in (issuer_options or {}).items():
+        if SECRET_OPTION.search(str(key)) and isinstance(value, str) and value:
+            out.add(value)
+    return out
+
+
+def _read_text(path, option):
+    try:
+        with open(path, 'r') as f:
+            return f.read()
+    except (IOError, OSError) as exc:
+        raise ConfigError('cannot read %s: %s' % (path, exc.strerror or exc), option=option,
+                          fix='check the path (it is read on the controller)')
+
+
+def execute(ctx):
+    p = ctx.params
+    csr_pem = p['csr'] if p.get('csr') else _read_text(p['csr_path'], 'csr_path')
+    current = p.get('current_certificate') or None
+    cert_path = p.get('certificate_path')
+    if not current and cert_path and os.path.exists(cert_path):
+        current = _read_text(cert_path, 'certificate_path')
+    if cert_path and not os.path.isdir(os.path.dirname(os.path.abspath(cert_path))):
+        raise ConfigError('the directory of %s does not exist' % cert_path, option='certificate_path',
+                          fix='create the directory first')
+    registry = Registry(BUILTIN_PLUGINS, load_entry_points=getattr(ctx, 'load_entry_points', False))
+    for err in registry.entry_point_errors:
+        ctx.warn('a third-party connector could not be loaded: %s' % err)
+    options = dict(p.get('issuer_options') or {})
+    connector = registry.issuer(p['issuer'], options)
+    request = core_issue.build_request(p, csr_pem)
+    policy = dict(renew_before_days=p.get('renew_before_days'), renew_at_fraction=p.get('renew_at_fraction'),
+                  force=p.get('force'))
+    schedule = polling.Schedule.from_options(p)
+    result = core_issue.issue(registry, connector, request, current_pem=current, policy=policy,
+                              store_path=p.get('order_store'), check_mode=ctx.check_mode,
+                              wait_timeout=p['wait_timeout'], schedule=schedule,
+                              emit=registry.emit)
+    for warning in result.pop('warnings', []):
+        ctx.warn(warning)
+    if result.get('status') == 'pending' and p.get('fail_on_pending'):
+        raise ConfigError('order %s is still pending at the CA after %ss'
+                          % (result.get('order_id'), p['wait_timeout']), option='wait_timeout',
+                          fix='raise wait_timeout, or drop fail_on_pending to resume on the next run')
+    if cert_path and result['changed'] and not ctx.check_mode and result.get('certificate'):
+        local_ca._write_public(cert_path, result['certificate'].encode('ascii'))
+    if ctx.diff:
+        result['diff'] = dict(
+            before={'serial': None} if not current else {'certificate': 'present'},
+            after={'serial': result.get('serial'), 'reasons': result['renewal_reasons']})
+    return result

@@ -1,0 +1,674 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) certforge.pki contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A certificate authority kept in a directory on the controller, and its issuer connector.
+
+Layout of a CA directory::
+
+    ca.crt        the CA certificate (PEM)
+    ca.key        its private key (PEM, 0600 from the first byte, optionally encrypted)
+    chain.pem     the CA's own issuers, nearest first (empty for a root)
+    ca.json       metadata: kind, parent, CRL number
+    index.json    every certificate issued, by serial: name, profile, SANs, dates, revocation
+    .lock         flock() target: parallel forks sign and revoke one at a time
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import datetime
+import json
+import os
+
+from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
+from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError, PolicyError
+from ansible_collections.certforge.pki.plugins.module_utils.core.hookspecs import IssuerConnector, hookimpl
+from ansible_collections.certforge.pki.plugins.module_utils.core.model import (
+    ORDER_ISSUED, Order, REVOCATION_REASONS, reason_code)
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX
+    fcntl = None
+
+CA_CERT = 'ca.crt'
+CA_KEY = 'ca.key'
+CA_CHAIN = 'chain.pem'
+CA_META = 'ca.json'
+CA_INDEX = 'index.json'
+
+#: Issuance profiles: key usage, extended key usage, whether wildcards and which SAN types
+#: are allowed.  RSA keys also get keyEncipherment where the profile wants it.
+PROFILES = {
+    'tls_server': dict(key_usage=['digital_signature'], rsa_key_usage=['key_encipherment'],
+                       extended_key_usage=['serverAuth'], wildcards=True,
+                       san_types=('DNS', 'IP'), need_san=True),
+    'tls_client': dict(key_usage=['digital_signature'], rsa_key_usage=['key_encipherment'],
+                       extended_key_usage=['clientAuth'], wildcards=False,
+                       san_types=('DNS', 'IP', 'email', 'URI'), need_san=False),
+    'email': dict(key_usage=['digital_signature', 'content_commitment'],
+                  rsa_key_usage=['key_encipherment'],
+                  extended_key_usage=['emailProtection'], wildcards=False,
+                  san_types=('email',), need_san=True),
+    'code_signing': dict(key_usage=['digital_signature'], rsa_key_usage=[],
+                         extended_key_usage=['codeSigning'], wildcards=False,
+                         san_types=('DNS', 'URI', 'email'), need_san=False),
+}
+
+KEY_TYPES = ('ECDSA', 'RSA', 'Ed25519')
+
+
+def _c():
+    """cryptography, imported only on the paths that sign or parse."""
+    cx509.require_cryptography()
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+    return x509, hashes, serialization, ec, ed25519, rsa, ExtendedKeyUsageOID
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _iso(dt):
+    return dt.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+# ----------------------------------------------------------------------------- file helpers
+
+def _write_private(path, data):
+    """Write a secret file 0600 from its first byte, atomically."""
+    tmp = '%s.tmp-%d' % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except Exception:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _write_public(path, data, mode=0o644):
+    tmp = '%s.tmp-%d' % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except Exception:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _read(path, option):
+    try:
+        with open(path, 'rb') as f:
+            return f.read()
+    except (IOError, OSError) as exc:
+        raise ConfigError('cannot read %s: %s' % (path, exc.strerror or exc), option=option,
+                          fix='check the path and its permissions')
+
+
+# ----------------------------------------------------------------------------- keys
+
+def _random_serial():
+    return int.from_bytes(os.urandom(20), 'big') >> 1 or 1
+
+
+def _key_usage(names):
+    x509 = _c()[0]
+    flags = dict(digital_signature=False, content_commitment=False, key_encipherment=False,
+                 data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                 crl_sign=False, encipher_only=False, decipher_only=False)
+    for n in names:
+        flags[n] = True
+    return x509.KeyUsage(**flags)
+
+
+def _eku(names):
+    x509, _, _, _, _, _, EKU = _c()
+    oids = {'serverAuth': EKU.SERVER_AUTH, 'clientAuth': EKU.CLIENT_AUTH,
+            'codeSigning': EKU.CODE_SIGNING, 'emailProtection': EKU.EMAIL_PROTECTION}
+    return x509.ExtendedKeyUsage([oids[n] for n in names])
+
+
+# ----------------------------------------------------------------------------- the CA
+
+class LocalCA:
+    """A CA directory.  ``load()`` checks that key and certificate belong together and that
+    the certificate is a CA that may sign certificates."""
+
+    def __init__(self, path, passphrase=None, option='ca_path'):
+        self.path = path
+        self.passphrase = passphrase
+        self.option = option
+        self.cert = None
+        self.key = None
+        self.chain = []          # PEM strings, nearest issuer first
+
+    # -- paths
+    def p(self, name):
+        return os.path.join(self.path, name)
+
+    def exists(self):
+        return os.path.exists(self.p(CA_CERT)) and os.path.exists(self.p(CA_KEY))
+
+    # -- loading
+    def load(self, need_key=True):
+        if not os.path.isdir(self.path):
+            raise ConfigError('CA directory %s does not exist' % self.path, option=self.option,
+                              fix='create the CA first with certforge.pki.local_ca')
+        if not os.path.exists(self.p(CA_CERT)):
+            raise ConfigError('%s has no %s' % (self.path, CA_CERT), option=self.option,
+                              fix='point at a directory made by certforge.pki.local_ca')
+        self.cert = cx509.load_certificate(_read(self.p(CA_CERT), self.option), option=self.option)
+        check_is_ca(self.cert, self.option)
+        if os.path.exists(self.p(CA_CHAIN)):
+            self.chain = cx509.split_pem(_read(self.p(CA_CHAIN), self.option).decode('ascii'))
+        if need_key:
+            self.key = load_ca_key(_read(self.p(CA_KEY), self.option), self.passphrase,
+                                   'ca_passphrase' if self.passphrase else self.option)
+            if not cx509.key_matches_cert(self.key, self.cert):
+                raise ConfigError('the CA key in %s does not match the CA certificate' % self.path,
+                                  option=self.option, fix='restore the matching ca.key and ca.crt pair')
+        return self
+
+    @property
+    def cert_pem(self):
+        return cx509.to_pem(self.cert)
+
+    def chain_pems(self):
+        """The chain a leaf needs: this CA first, then its issuers (root last)."""
+        return [self.cert_pem] + list(self.chain)
+
+    def meta(self):
+        try:
+            with open(self.p(CA_META)) as f:
+                return json.load(f)
+        except (IOError, OSError, ValueError):
+            return {}
+
+    def save_meta(self, meta):
+        _write_public(self.p(CA_META), json.dumps(meta, indent=2, sort_keys=True).encode('utf-8'), 0o600)
+
+    # -- index (serial -> record), under a lock
+    @contextlib.contextmanager
+    def locked(self):
+        fd = os.open(self.p('.lock'), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def index(self):
+        try:
+            with open(self.p(CA_INDEX)) as f:
+                return json.load(f)
+        except (IOError, OSError):
+            return {}
+        except ValueError:
+            raise ConfigError('%s is not valid JSON' % self.p(CA_INDEX), option=self.option,
+                              fix='restore index.json from a backup')
+
+    def save_index(self, index):
+        _write_public(self.p(CA_INDEX), json.dumps(index, indent=1, sort_keys=True).encode('utf-8'), 0o600)
+
+    # -- signing
+    def sign(self, csr_pem, profile='tls_server', validity_days=90, max_ttl_days=397,
+             allowed_domains=None, allow_wildcards=None, name=None, token=None, now=None,
+             warn=None):
+        """Sign a CSR; returns (cert, record).  Policy problems raise PolicyError and nothing
+        is recorded."""
+        x509, hashes, serialization, ec, ed25519, rsa, _ = _c()
+        warn = warn or (lambda msg: None)
+        if profile not in PROFILES:
+            raise ConfigError('unknown profile %r' % (profile,), option='profile',
+                              fix='use one of %s' % ', '.join(sorted(PROFILES)))
+        prof = PROFILES[profile]
+        csr = cx509.load_csr(csr_pem, option='csr')
+        cx509.verify_csr_signature(csr, option='csr')
+        sans = cx509.san_list(csr)
+        check_sans(sans, prof, profile, allowed_domains, allow_wildcards)
+
+        now = now or utcnow()
+        if validity_days is None or validity_days <= 0:
+            raise ConfigError('must be a positive number of days', option='validity_days',
+                              fix='e.g. validity_days: 90')
+        if max_ttl_days and validity_days > max_ttl_days:
+            warn('validity_days %s is above max_ttl_days %s: capped to %s days'
+                 % (validity_days, max_ttl_days, max_ttl_days))
+            validity_days = max_ttl_days
+        not_before = now - datetime.timedelta(minutes=5)
+        not_after = now + datetime.timedelta(days=validity_days)
+        if not_after > self.cert.not_valid_after_utc:
+            warn('the certificate would outlive its CA (%s): not_after capped to the CA expiry'
+                 % _iso(self.cert.not_valid_after_utc))
+            not_after = self.cert.not_valid_after_utc
+
+        pub = csr.public_key()
+        usages = list(prof['key_usage'])
+        if isinstance(pub, rsa.RSAPublicKey):
+            usages += prof['rsa_key_usage']
+        builder = (x509.CertificateBuilder()
+                   .subject_name(csr.subject)
+                   .issuer_name(self.cert.subject)
+                   .public_key(pub)
+                   .serial_number(_random_serial())
+                   .not_valid_before(not_before)
+                   .not_valid_after(not_after)
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                   .add_extension(_key_usage(usages), critical=True)
+                   .add_extension(_eku(prof['extended_key_usage']), critical=False)
+                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), critical=False)
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                       self.cert.public_key()), critical=False))
+        if sans:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(cx509.parse_san(sans, option='csr')),
+                critical=not csr.subject)
+        cert = builder.sign(self.key, cx509.hash_for_key(self.key))
+        serial = cx509.serial_hex(cert)
+        record = dict(serial=serial, name=name, token=token, profile=profile,
+                      subject=csr.subject.rfc4514_string(), subject_alt_names=sans,
+                      not_before=_iso(cert.not_valid_before_utc),
+                      not_after=_iso(cert.not_valid_after_utc),
+                      issued_at=_iso(now), status='valid')
+        with self.locked():
+            index = self.index()
+            index[serial] = record
+            self.save_index(index)
+        return cert, record
+
+    def revoke(self, serial, reason='unspecified', now=None):
+        """Record a revocation; returns (changed, record)."""
+        serial = normalize_serial(serial)
+        try:
+            code = reason_code(reason)
+        except ValueError:
+            raise ConfigError('unknown revocation reason %r' % (reason,), option='revocation_reason',
+                              fix='use one of %s' % ', '.join(r for r in REVOCATION_REASONS if r))
+        with self.locked():
+            index = self.index()
+            record = index.get(serial)
+            if record is None:
+                raise ConfigError('serial %s was not issued by the CA in %s' % (serial, self.path),
+                                  option='serial', fix='give the serial of a certificate this CA issued')
+            if record.get('status') == 'revoked':
+                return False, record
+            record.update(status='revoked', revoked_at=_iso(now or utcnow()),
+                          reason=REVOCATION_REASONS[code], reason_code=code)
+            index[serial] = record
+            self.save_index(index)
+        return True, record
+
+    def find(self, name=None, token=None):
+        out = []
+        for record in self.index().values():
+            if (token and record.get('token') == token) or (name and not token and record.get('name') == name):
+                out.append(record)
+        return sorted(out, key=lambda r: r.get('issued_at', ''))
+
+
+def normalize_serial(serial):
+    text = str(serial).replace(':', '').replace(' ', '').upper()
+    if text.startswith('0X'):
+        text = text[2:]
+    try:
+        value = int(text, 16)
+    except ValueError:
+        raise ConfigError('%r is not a hexadecimal serial' % (serial,), option='serial',
+                          fix='give the serial as hex, e.g. 4F:1A:... or 4F1A...')
+    text = '%X' % value
+    return text if len(text) % 2 == 0 else '0' + text
+
+
+def load_ca_key(data, passphrase, option):
+    return cx509.load_private_key(data, passphrase=passphrase, option=option)
+
+
+def check_is_ca(cert, option):
+    x509 = _c()[0]
+    try:
+        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        bc = None
+    if bc is None or not bc.ca:
+        raise ConfigError('the certificate %s is not a CA certificate (no basicConstraints CA:TRUE)'
+                          % cert.subject.rfc4514_string(), option=option,
+                          fix='use a CA certificate with CA:TRUE and keyCertSign')
+    try:
+        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        if not ku.key_cert_sign:
+            raise ConfigError('the CA certificate %s may not sign certificates (no keyCertSign)'
+                              % cert.subject.rfc4514_string(), option=option,
+                              fix='use a CA certificate whose key usage includes keyCertSign')
+    except x509.ExtensionNotFound:
+        pass
+
+
+def _domain_allowed(name, allowed):
+    name = name.lower().rstrip('.')
+    for dom in allowed:
+        dom = dom.lower().lstrip('*').lstrip('.').rstrip('.')
+        if name == dom or name.endswith('.' + dom):
+            return True
+    return False
+
+
+def check_sans(sans, prof, profile, allowed_domains, allow_wildcards):
+    """Policy: SAN types the profile allows, wildcards, allowed domains."""
+    if prof['need_san'] and not sans:
+        raise PolicyError('the CSR has no subjectAltName, which profile %s needs' % profile,
+                          option='csr', fix='add subject_alt_names to the request')
+    wildcards = prof['wildcards'] if allow_wildcards is None else (allow_wildcards and prof['wildcards'])
+    for san in sans:
+        kind, _, value = san.partition(':')
+        if kind not in prof['san_types']:
+            raise PolicyError('%s is not allowed by profile %s (allowed: %s)'
+                              % (san, profile, ', '.join(prof['san_types'])),
+                              option='subject_alt_names', fix='remove it or use another profile')
+        if kind == 'DNS' and '*' in value:
+            if not wildcards:
+                raise PolicyError('wildcard %s is not allowed by profile %s' % (value, profile),
+                                  option='subject_alt_names',
+                                  fix='list each name instead of a wildcard, or use a profile that allows wildcards')
+            if not value.startswith('*.') or '*' in value[2:]:
+                raise PolicyError('malformed wildcard %s' % value, option='subject_alt_names',
+                                  fix='a wildcard may only be the whole left-most label: *.example.com')
+        if allowed_domains:
+            host = None
+            if kind == 'DNS':
+                host = value[2:] if value.startswith('*.') else value
+            elif kind == 'email':
+                host = value.rpartition('@')[2]
+            if host is not None and not _domain_allowed(host, allowed_domains):
+                raise PolicyError('%s is outside the allowed domains (%s)'
+                                  % (san, ', '.join(allowed_domains)),
+                                  option='subject_alt_names',
+                                  fix='request names under an allowed domain, or extend allowed_domains')
+
+
+# ----------------------------------------------------------------------------- CA creation
+
+def build_ca_certificate(key, subject, issuer_cert, issuer_key, validity_days, path_length,
+                         permitted=None, excluded=None, now=None):
+    x509, hashes, serialization, ec, ed25519, rsa, _ = _c()
+    now = now or utcnow()
+    not_after = now + datetime.timedelta(days=validity_days)
+    if issuer_cert is not None and not_after > issuer_cert.not_valid_after_utc:
+        not_after = issuer_cert.not_valid_after_utc
+    pub = key.public_key()
+    builder = (x509.CertificateBuilder()
+               .subject_name(subject)
+               .issuer_name(issuer_cert.subject if issuer_cert is not None else subject)
+               .public_key(pub)
+               .serial_number(_random_serial())
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(not_after)
+               .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+               .add_extension(_key_usage(['digital_signature', 'key_cert_sign', 'crl_sign']), critical=True)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), critical=False))
+    signer_pub = issuer_cert.public_key() if issuer_cert is not None else pub
+    builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer_pub),
+                                    critical=False)
+    if permitted or excluded:
+        builder = builder.add_extension(x509.NameConstraints(
+            permitted_subtrees=cx509.parse_san(permitted, option='name_constraints_permitted') or None,
+            excluded_subtrees=cx509.parse_san(excluded, option='name_constraints_excluded') or None),
+            critical=True)
+    signer = issuer_key if issuer_key is not None else key
+    return builder.sign(signer, cx509.hash_for_key(signer))
+
+
+def _subject(params, option='subject'):
+    subject = dict(params.get('subject') or {})
+    if params.get('common_name'):
+        subject['commonName'] = params['common_name']
+    if not subject:
+        raise ConfigError('a CA needs a subject', option='common_name',
+                          fix='set common_name (and optionally subject)')
+    return cx509.dict_to_name(subject, option=option)
+
+
+def ensure_ca(params, check_mode=False, warn=None):
+    """Create or load the CA described by ``params`` (the local_ca module's options).
+
+    Returns a result dict: changed, changed_reasons, certificate, chain, subject, serial,
+    not_after, path.  An existing CA is never replaced unless ``force``; when it differs from
+    the options a warning says so.
+    """
+    warn = warn or (lambda msg: None)
+    path = os.path.expanduser(params['path'])
+    kind = params.get('type') or 'root'
+    ca = LocalCA(path, params.get('passphrase'), option='path')
+    reasons = []
+    if ca.exists() and not params.get('force'):
+        ca.load(need_key=True)
+        want = _subject(params) if (params.get('common_name') or params.get('subject')) else None
+        if want is not None and want != ca.cert.subject:
+            warn('the CA in %s has subject %s, not %s; it is left alone (force: true replaces it)'
+                 % (path, ca.cert.subject.rfc4514_string(), want.rfc4514_string()))
+        return _ca_result(ca, False, [])
+
+    parent_dir = os.path.dirname(path.rstrip('/')) or '.'
+    if not os.path.isdir(parent_dir):
+        raise ConfigError('the parent directory %s does not exist' % parent_dir, option='path',
+                          fix='create %s first' % parent_dir)
+    if kind == 'import':
+        reasons.append('imported')
+        cert_data = _read(os.path.expanduser(params['certificate_path'] or ''), 'certificate_path')
+        key_data = _read(os.path.expanduser(params['privatekey_path'] or ''), 'privatekey_path')
+        cert = cx509.load_certificate(cert_data, option='certificate_path')
+        check_is_ca(cert, 'certificate_path')
+        key = cx509.load_private_key(key_data, passphrase=params.get('privatekey_passphrase'),
+                                     option='privatekey_path')
+        if not cx509.key_matches_cert(key, cert):
+            raise ConfigError('the key in privatekey_path does not match certificate_path',
+                              option='privatekey_path', fix='give the key of that CA certificate')
+        chain = []
+        if params.get('chain_path'):
+            chain = cx509.split_pem(_read(os.path.expanduser(params['chain_path']), 'chain_path').decode('ascii'))
+        if check_mode:
+            return dict(changed=True, changed_reasons=reasons, path=path)
+        _store_ca(path, key, cert, chain, params.get('passphrase'), {'kind': 'import'})
+        return _ca_result(LocalCA(path, params.get('passphrase')).load(), True, reasons)
+
+    subject = _subject(params)
+    parent = None
+    if kind == 'intermediate':
+        if not params.get('parent_path'):
+            raise ConfigError('an intermediate CA needs its parent', option='parent_path',
+                              fix='set parent_path to the directory of the signing local CA')
+        parent = LocalCA(os.path.expanduser(params['parent_path']), params.get('parent_passphrase'),
+                         option='parent_path').load()
+    elif kind != 'root':
+        raise ConfigError('unknown type %r' % (kind,), option='type', fix='use root, intermediate or import')
+    reasons.append('created' if not ca.exists() else 'forced')
+    if check_mode:
+        return dict(changed=True, changed_reasons=reasons, path=path, subject=subject.rfc4514_string())
+    key = cx509.generate_private_key(params.get('key_type') or 'ECDSA', params.get('key_size') or 3072,
+                                     params.get('key_curve') or 'secp384r1', type_option='key_type',
+                                     size_option='key_size', curve_option='key_curve')
+    validity = params.get('validity_days') or (3650 if kind == 'root' else 1825)
+    path_length = params.get('path_length')
+    if path_length is None and kind == 'intermediate':
+        path_length = 0
+    cert = build_ca_certificate(
+        key, subject, parent.cert if parent else None, parent.key if parent else None, validity,
+        path_length, params.get('name_constraints_permitted'), params.get('name_constraints_excluded'))
+    chain = parent.chain_pems() if parent else []
+    _store_ca(path, key, cert, chain, params.get('passphrase'),
+              {'kind': kind, 'parent': parent.path if parent else None})
+    return _ca_result(LocalCA(path, params.get('passphrase')).load(), True, reasons)
+
+
+def _store_ca(path, key, cert, chain, passphrase, meta):
+    if not os.path.isdir(path):
+        os.mkdir(path, 0o700)
+    _write_private(os.path.join(path, CA_KEY), cx509.private_key_to_pem(key, passphrase))
+    _write_public(os.path.join(path, CA_CERT), cx509.to_pem(cert).encode('ascii'))
+    _write_public(os.path.join(path, CA_CHAIN), ''.join(chain).encode('ascii'))
+    meta = dict(meta, crl_number=0, created=_iso(utcnow()))
+    _write_public(os.path.join(path, CA_META), json.dumps(meta, indent=2, sort_keys=True).encode('utf-8'), 0o600)
+
+
+def _ca_result(ca, changed, reasons):
+    facts = cx509.cert_facts(ca.cert)
+    return dict(changed=changed, changed_reasons=reasons, path=ca.path,
+                certificate=ca.cert_pem, chain=''.join(ca.chain),
+                subject=facts['subject_string'], serial=facts['serial'],
+                not_after=facts['not_after'], path_length=facts.get('path_length'))
+
+
+# ----------------------------------------------------------------------------- CRL
+
+def crl_status(ca, crl_path, renew_before_hours=24, now=None):
+    """(needs_new, reasons) for the CRL at ``crl_path``."""
+    x509 = _c()[0]
+    now = now or utcnow()
+    if not os.path.exists(crl_path):
+        return True, ['missing']
+    try:
+        crl = x509.load_pem_x509_crl(_read(crl_path, 'path'))
+    except ValueError:
+        return True, ['unreadable']
+    reasons = []
+    listed = set('%X' % r.serial_number for r in crl)
+    listed = set(s if len(s) % 2 == 0 else '0' + s for s in listed)
+    revoked = set(s for s, r in ca.index().items() if r.get('status') == 'revoked')
+    if listed != revoked:
+        reasons.append('revocations_changed')
+    if crl.issuer != ca.cert.subject or not crl.is_signature_valid(ca.cert.public_key()):
+        reasons.append('issuer_changed')
+    next_update = crl.next_update_utc
+    if next_update is None or now >= next_update - datetime.timedelta(hours=renew_before_hours):
+        reasons.append('next_update_near')
+    return bool(reasons), reasons
+
+
+def build_crl(ca, validity_days=7, now=None):
+    """Sign a CRL of every recorded revocation; bumps the CRL number in ca.json."""
+    x509, hashes, serialization, ec, ed25519, rsa, _ = _c()
+    now = now or utcnow()
+    meta = ca.meta()
+    number = int(meta.get('crl_number', 0)) + 1
+    builder = (x509.CertificateRevocationListBuilder()
+               .issuer_name(ca.cert.subject)
+               .last_update(now - datetime.timedelta(minutes=5))
+               .next_update(now + datetime.timedelta(days=validity_days))
+               .add_extension(x509.CRLNumber(number), critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.cert.public_key()),
+                              critical=False))
+    reason_flags = {
+        1: x509.ReasonFlags.key_compromise, 2: x509.ReasonFlags.ca_compromise,
+        3: x509.ReasonFlags.affiliation_changed, 4: x509.ReasonFlags.superseded,
+        5: x509.ReasonFlags.cessation_of_operation, 6: x509.ReasonFlags.certificate_hold,
+        8: x509.ReasonFlags.remove_from_crl, 9: x509.ReasonFlags.privilege_withdrawn,
+        10: x509.ReasonFlags.aa_compromise}
+    for serial, record in sorted(ca.index().items()):
+        if record.get('status') != 'revoked':
+            continue
+        revoked_at = datetime.datetime.strptime(record['revoked_at'], '%Y-%m-%dT%H:%M:%SZ').replace(
+            tzinfo=datetime.timezone.utc)
+        entry = (x509.RevokedCertificateBuilder().serial_number(int(serial, 16))
+                 .revocation_date(revoked_at))
+        code = record.get('reason_code') or 0
+        if code in reason_flags:
+            entry = entry.add_extension(x509.CRLReason(reason_flags[code]), critical=False)
+        builder = builder.add_revoked_certificate(entry.build())
+    crl = builder.sign(ca.key, cx509.hash_for_key(ca.key))
+    meta['crl_number'] = number
+    ca.save_meta(meta)
+    return crl, number
+
+
+# ----------------------------------------------------------------------------- connector
+
+class LocalCAIssuer(IssuerConnector):
+    """Issuer connector over a ``LocalCA`` directory.  Answers at once: ``submit`` returns an
+    issued order."""
+
+    name = 'local_ca'
+
+    def __init__(self, options):
+        super(LocalCAIssuer, self).__init__(options)
+        path = self.options.get('ca_path')
+        if not path:
+            raise ConfigError('issuer local_ca needs ca_path', option='issuer_options.ca_path',
+                              fix='set issuer_options: {ca_path: /path/to/ca}')
+        self.ca = LocalCA(os.path.expanduser(path), self.options.get('ca_passphrase'),
+                          option='issuer_options.ca_path')
+        self.warnings = []
+
+    def _loaded(self, need_key=True):
+        if self.ca.cert is None or (need_key and self.ca.key is None):
+            self.ca.load(need_key=need_key)
+        return self.ca
+
+    def submit(self, request):
+        ca = self._loaded()
+        o = self.options
+        cert, record = ca.sign(
+            request.csr_pem, profile=request.profile or o.get('profile') or 'tls_server',
+            validity_days=request.validity_days or o.get('validity_days') or 90,
+            max_ttl_days=o.get('max_ttl_days', 397), allowed_domains=o.get('allowed_domains'),
+            allow_wildcards=o.get('allow_wildcards'), name=request.name, token=request.token,
+            warn=self.warnings.append)
+        return Order(issuer=self.name, id=record['serial'], status=ORDER_ISSUED,
+                     certificate_pem=cx509.to_pem(cert), chain_pem=ca.chain_pems(),
+                     details={'profile': record['profile']})
+
+    def poll(self, order):
+        return order
+
+    def revoke(self, revocation):
+        ca = self._loaded(need_key=False)
+        serial = revocation.serial or revocation.order_id
+        if not serial and revocation.certificate_pem:
+            serial = cx509.serial_hex(cx509.load_certificate(revocation.certificate_pem))
+        return ca.revoke(serial, revocation.reason or 'unspecified')
+
+    def ca_chain(self):
+        return ''.join(self._loaded(need_key=False).chain_pems())
+
+    def issuer_subject(self):
+        return self._loaded(need_key=False).cert.subject.rfc4514_string()
+
+    def renewal_window(self, cert_pem):
+        return None
+
+    def find_orders(self, request):
+        ca = self._loaded(need_key=False)
+        return [Order(issuer=self.name, id=r['serial'], status='issued' if r.get('status') == 'valid' else r.get('status'),
+                      details=r) for r in ca.find(name=request.name, token=request.token)]
+
+    def profile_of(self, serial):
+        record = self._loaded(need_key=False).index().get(normalize_serial(serial))
+        return record.get('profile') if record else None
+
+
+class Plugin:
+    """Registers the built-in local CA issuer."""
+
+    @hookimpl
+    def certforge_issuers(self):
+        return {'local_ca': LocalCAIssuer}
+
+
+PLUGIN = Plugin()
