@@ -111,7 +111,6 @@ options:
 seealso:
   - module: certforge.pki.certificate_request
   - module: certforge.pki.local_ca_certificate
-  - role: certforge.pki.certificate
 '''
 
 EXAMPLES = r'''

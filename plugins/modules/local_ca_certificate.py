@@ -15,7 +15,7 @@ description:
   - Signs a certificate signing request with a CA made by M(certforge.pki.local_ca), under an issuance
     profile that sets key usage and extended key usage.
   - Validity is capped by O(max_ttl_days) (with a warning) and by the CA's own expiry.
-  - An existing certificate at O(path) is kept until the renewal policy says otherwise: inside the
+  - An existing certificate at O(path) is kept until the renewal policy says otherwise - inside the
     renewal window, SANs or key changed, another issuer, another profile, or O(force).
   - O(state=revoked) records a revocation with an RFC 5280 reason; M(certforge.pki.local_ca_crl) publishes it.
   - This module always runs on the controller (an action plugin), whatever host the task targets.

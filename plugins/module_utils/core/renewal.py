@@ -76,7 +76,7 @@ def _norm_sans(values):
         v = str(v).strip()
         if ':' not in v:
             v = 'DNS:' + v
-        prefix, _, rest = v.partition(':')
+        prefix, rest = v.split(':', 1)
         prefix = {'dns': 'DNS', 'ip': 'IP', 'email': 'email', 'uri': 'URI'}.get(prefix.lower(), prefix)
         if prefix == 'DNS':
             rest = rest.lower().rstrip('.')

@@ -62,12 +62,7 @@ KEY_TYPES = ('ECDSA', 'RSA', 'Ed25519')
 
 def _c():
     """cryptography, imported only on the paths that sign or parse."""
-    cx509.require_cryptography()
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-    from cryptography.x509.oid import ExtendedKeyUsageOID
-    return x509, hashes, serialization, ec, ed25519, rsa, ExtendedKeyUsageOID
+    return cx509.require_cryptography()
 
 
 def utcnow():
@@ -128,7 +123,7 @@ def _random_serial():
 
 
 def _key_usage(names):
-    x509 = _c()[0]
+    x509 = _c().x509
     flags = dict(digital_signature=False, content_commitment=False, key_encipherment=False,
                  data_encipherment=False, key_agreement=False, key_cert_sign=False,
                  crl_sign=False, encipher_only=False, decipher_only=False)
@@ -138,7 +133,8 @@ def _key_usage(names):
 
 
 def _eku(names):
-    x509, _, _, _, _, _, EKU = _c()
+    lib = _c()
+    x509, EKU = lib.x509, lib.oid.ExtendedKeyUsageOID
     oids = {'serverAuth': EKU.SERVER_AUTH, 'clientAuth': EKU.CLIENT_AUTH,
             'codeSigning': EKU.CODE_SIGNING, 'emailProtection': EKU.EMAIL_PROTECTION}
     return x509.ExtendedKeyUsage([oids[n] for n in names])
@@ -235,7 +231,8 @@ class LocalCA:
              warn=None):
         """Sign a CSR; returns (cert, record).  Policy problems raise PolicyError and nothing
         is recorded."""
-        x509, hashes, serialization, ec, ed25519, rsa, _ = _c()
+        lib = _c()
+        x509, rsa = lib.x509, lib.rsa
         warn = warn or (lambda msg: None)
         if profile not in PROFILES:
             raise ConfigError('unknown profile %r' % (profile,), option='profile',
@@ -343,7 +340,7 @@ def load_ca_key(data, passphrase, option):
 
 
 def check_is_ca(cert, option):
-    x509 = _c()[0]
+    x509 = _c().x509
     try:
         bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
@@ -378,7 +375,7 @@ def check_sans(sans, prof, profile, allowed_domains, allow_wildcards):
                           option='csr', fix='add subject_alt_names to the request')
     wildcards = prof['wildcards'] if allow_wildcards is None else (allow_wildcards and prof['wildcards'])
     for san in sans:
-        kind, _, value = san.partition(':')
+        kind, value = san.split(':', 1) if ':' in san else ('DNS', san)
         if kind not in prof['san_types']:
             raise PolicyError('%s is not allowed by profile %s (allowed: %s)'
                               % (san, profile, ', '.join(prof['san_types'])),
@@ -408,7 +405,7 @@ def check_sans(sans, prof, profile, allowed_domains, allow_wildcards):
 
 def build_ca_certificate(key, subject, issuer_cert, issuer_key, validity_days, path_length,
                          permitted=None, excluded=None, now=None):
-    x509, hashes, serialization, ec, ed25519, rsa, _ = _c()
+    x509 = _c().x509
     now = now or utcnow()
     not_after = now + datetime.timedelta(days=validity_days)
     if issuer_cert is not None and not_after > issuer_cert.not_valid_after_utc:
@@ -540,7 +537,7 @@ def _ca_result(ca, changed, reasons):
 
 def crl_status(ca, crl_path, renew_before_hours=24, now=None):
     """(needs_new, reasons) for the CRL at ``crl_path``."""
-    x509 = _c()[0]
+    x509 = _c().x509
     now = now or utcnow()
     if not os.path.exists(crl_path):
         return True, ['missing']
@@ -564,7 +561,7 @@ def crl_status(ca, crl_path, renew_before_hours=24, now=None):
 
 def build_crl(ca, validity_days=7, now=None):
     """Sign a CRL of every recorded revocation; bumps the CRL number in ca.json."""
-    x509, hashes, serialization, ec, ed25519, rsa, _ = _c()
+    x509 = _c().x509
     now = now or utcnow()
     meta = ca.meta()
     number = int(meta.get('crl_number', 0)) + 1

@@ -10,7 +10,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ansible_collections.certforge.pki.plugins.module_utils import local_ca_modules as lcm
 from ansible_collections.certforge.pki.plugins.module_utils.certificate import execute as certificate_execute
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError, PolicyError
-from ansible_collections.certforge.pki.plugins.module_utils.issuers import local_ca
 
 
 class Ctx:
@@ -34,7 +33,7 @@ def make_csr(names=('www.example.com',), key=None, cn='www.example.com'):
     if names:
         b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
     csr = b.sign(key, hashes.SHA256())
-    return csr.public_bytes(serialization.Encoding.PEM).decode(), key
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def root(tmp_path, name='root', **kw):
@@ -75,8 +74,8 @@ def test_intermediate_chain_path_length_and_constraints(tmp_path):
     nc = cert.extensions.get_extension_for_class(x509.NameConstraints).value
     assert [g.value for g in nc.permitted_subtrees] == ['example.com']
     assert 'Test Root CA' in res['chain'] or res['chain'].startswith('-----BEGIN CERTIFICATE-----')
-    csr, _ = make_csr()
-    out, _ = sign(tmp_path, csr, ca='int')
+    csr = make_csr()
+    out = sign(tmp_path, csr, ca='int')[0]
     leaf = x509.load_pem_x509_certificate(out['certificate'].encode())
     chain = x509.load_pem_x509_certificates(out['chain'].encode())
     assert leaf.issuer == chain[0].subject and chain[0].issuer == chain[1].subject
@@ -86,8 +85,9 @@ def test_intermediate_chain_path_length_and_constraints(tmp_path):
 
 def test_import_refuses_non_ca_and_mismatched_key(tmp_path):
     root(tmp_path)
-    csr, key = make_csr()
-    out, _ = sign(tmp_path, csr)
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = make_csr(key=key)
+    out = sign(tmp_path, csr)[0]
     (tmp_path / 'leaf.crt').write_text(out['certificate'])
     (tmp_path / 'leaf.key').write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                                           serialization.PrivateFormat.PKCS8,
@@ -111,7 +111,7 @@ def test_ca_key_not_matching_certificate(tmp_path):
     root(tmp_path)
     root(tmp_path, name='other')
     os.replace(tmp_path / 'other' / 'ca.key', tmp_path / 'root' / 'ca.key')
-    csr, _ = make_csr()
+    csr = make_csr()
     with pytest.raises(ConfigError) as exc:
         sign(tmp_path, csr)
     assert 'does not match' in str(exc.value)
@@ -124,8 +124,8 @@ def test_ca_key_not_matching_certificate(tmp_path):
 ])
 def test_profiles_set_eku(tmp_path, profile, eku):
     root(tmp_path)
-    csr, _ = make_csr()
-    out, _ = sign(tmp_path, csr, profile=profile)
+    csr = make_csr()
+    out = sign(tmp_path, csr, profile=profile)[0]
     cert = x509.load_pem_x509_certificate(out['certificate'].encode())
     assert list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [eku]
     ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
@@ -134,39 +134,39 @@ def test_profiles_set_eku(tmp_path, profile, eku):
 
 def test_email_profile_needs_email_san(tmp_path):
     root(tmp_path)
-    csr, _ = make_csr()
+    csr = make_csr()
     with pytest.raises(PolicyError):
         sign(tmp_path, csr, profile='email')
 
 
 def test_rsa_key_gets_key_encipherment(tmp_path):
     root(tmp_path)
-    csr, _ = make_csr(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
-    out, _ = sign(tmp_path, csr)
+    csr = make_csr(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    out = sign(tmp_path, csr)[0]
     cert = x509.load_pem_x509_certificate(out['certificate'].encode())
     assert cert.extensions.get_extension_for_class(x509.KeyUsage).value.key_encipherment
 
 
 def test_allowed_domains_and_wildcards(tmp_path):
     root(tmp_path)
-    csr, _ = make_csr(['www.evil.test'])
+    csr = make_csr(['www.evil.test'])
     with pytest.raises(PolicyError) as exc:
         sign(tmp_path, csr, allowed_domains=['example.com'])
     assert exc.value.option == 'subject_alt_names' and 'allowed domains' in str(exc.value)
-    csr, _ = make_csr(['*.example.com'])
+    csr = make_csr(['*.example.com'])
     with pytest.raises(PolicyError) as exc:
         sign(tmp_path, csr, profile='tls_client')
     assert 'wildcard' in str(exc.value)
     with pytest.raises(PolicyError):
         sign(tmp_path, csr, allow_wildcards=False)
-    out, _ = sign(tmp_path, csr, allowed_domains=['example.com'])
+    out = sign(tmp_path, csr, allowed_domains=['example.com'])[0]
     assert out['subject_alt_names'] == ['DNS:*.example.com']
     assert not (tmp_path / 'root' / 'index.json').read_text().count('evil')
 
 
 def test_bad_csr_signature_and_garbage(tmp_path):
     root(tmp_path)
-    csr, _ = make_csr()
+    csr = make_csr()
     der = bytearray(x509.load_pem_x509_csr(csr.encode()).public_bytes(serialization.Encoding.DER))
     der[-5] ^= 0xFF
     import base64
@@ -182,7 +182,7 @@ def test_bad_csr_signature_and_garbage(tmp_path):
 
 def test_validity_capped_with_warning(tmp_path):
     root(tmp_path)
-    csr, _ = make_csr()
+    csr = make_csr()
     out, ctx = sign(tmp_path, csr, validity_days=1000, max_ttl_days=100)
     cert = x509.load_pem_x509_certificate(out['certificate'].encode())
     life = cert.not_valid_after_utc - cert.not_valid_before_utc
@@ -192,29 +192,30 @@ def test_validity_capped_with_warning(tmp_path):
 
 def test_renewal_idempotence_and_reasons(tmp_path):
     root(tmp_path)
-    csr, key = make_csr()
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = make_csr(key=key)
     path = str(tmp_path / 'www.crt')
-    first, _ = sign(tmp_path, csr, path=path)
+    first = sign(tmp_path, csr, path=path)[0]
     assert first['changed'] and first['renewal_reasons'] == ['missing']
-    second, _ = sign(tmp_path, csr, path=path)
+    second = sign(tmp_path, csr, path=path)[0]
     assert not second['changed'] and second['serial'] == first['serial']
     # same key, more names -> san_changed
-    csr2, _ = make_csr(['www.example.com', 'api.example.com'], key=key)
-    third, _ = sign(tmp_path, csr2, path=path, check_mode=True)
+    csr2 = make_csr(['www.example.com', 'api.example.com'], key=key)
+    third = sign(tmp_path, csr2, path=path, check_mode=True)[0]
     assert third['changed'] and third['renewal_reasons'] == ['san_changed']
     assert open(path).read() == first['certificate']
     # inside the window
-    fourth, _ = sign(tmp_path, csr, path=path, renew_before_days=200)
+    fourth = sign(tmp_path, csr, path=path, renew_before_days=200)[0]
     assert fourth['changed'] and fourth['renewal_reasons'] == ['inside_window']
     # another profile
-    fifth, _ = sign(tmp_path, csr, path=path, profile='tls_client')
+    fifth = sign(tmp_path, csr, path=path, profile='tls_client')[0]
     assert fifth['renewal_reasons'] == ['profile_changed']
 
 
 def test_revoke_and_crl(tmp_path):
     root(tmp_path)
-    csr, _ = make_csr()
-    out, _ = sign(tmp_path, csr)
+    csr = make_csr()
+    out = sign(tmp_path, csr)[0]
     crl_params = dict(ca_path=str(tmp_path / 'root'), path=str(tmp_path / 'ca.crl'),
                       der_path=str(tmp_path / 'ca.crl.der'))
     r = lcm.execute_local_ca_crl(Ctx(crl_params, lcm.CRL_SPEC))
@@ -245,7 +246,7 @@ def test_revoke_unknown_serial(tmp_path):
 
 def test_generic_certificate_module_dispatches_local_ca(tmp_path):
     root(tmp_path)
-    csr, _ = make_csr()
+    csr = make_csr()
     from ansible_collections.certforge.pki.plugins.module_utils.certificate import SPEC
     params = dict(name='www', issuer='local_ca', issuer_options={'ca_path': str(tmp_path / 'root'),
                                                                  'ca_passphrase': None},
