@@ -255,7 +255,7 @@ def poll_until(fn, deadline_seconds, schedule=None, clock=time.monotonic, sleep=
     """
     if schedule is None:
         schedule = Schedule.steps()
-    deadline_seconds = _number(deadline_seconds, 'poll_timeout', minimum=0)
+    deadline_seconds = _number(deadline_seconds, 'wait_timeout', minimum=0)
     deadline = Deadline(deadline_seconds, clock=clock)
     attempts = 0
     waited = 0.0

@@ -319,9 +319,10 @@ def test_bad_return_value_is_a_type_error():
         poll_until(lambda: True, 10, clock=t.clock, sleep=t.sleep)
 
 
-def test_negative_deadline_is_a_config_error():
-    with pytest.raises(ConfigError):
+def test_negative_deadline_is_a_config_error_naming_wait_timeout():
+    with pytest.raises(ConfigError) as info:
         poll_until(lambda: (True, 1), -1)
+    assert info.value.option == 'wait_timeout'
 
 
 def test_deadline_helper():
