@@ -1,0 +1,286 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) certforge.pki contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: deploy_files
+short_description: Deploy a certificate, its chain and a fullchain file atomically on the managed host
+version_added: 0.1.0
+description:
+  - Writes a certificate (leaf), its chain and/or a fullchain file (leaf followed by the chain) with the
+    given owner, group and mode.
+  - Every file is written atomically (temporary file in the same directory, created with the final mode
+    from its first byte, fsync, rename). All files of one call, including every certificate of
+    O(certificates), are one transaction; if any write fails, the files already written are restored
+    byte-exact.
+  - Every file that is replaced is first backed up byte-exact (content, mode, owner, group); see
+    O(backup_dir) and O(backup_retention).
+  - When O(key_path) is given, the certificate is checked against that private key before anything is
+    written. The key is only read for this check; it is never written, copied or returned.
+  - Nothing is written when the files already hold the same bytes, mode and ownership; this path does
+    not even import C(cryptography).
+  - This module writes files only. Use M(certforge.pki.deploy_nginx) to also test the server
+    configuration, reload the server and check the live endpoint.
+author: certforge.pki contributors (@certforge)
+requirements:
+  - cryptography >= 3.4 on the managed host (only when files change)
+extends_documentation_fragment:
+  - certforge.pki.attributes
+  - certforge.pki.attributes.actiongroup_deploy
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details:
+      - The diff shows parsed facts of the deployed and the new certificate (subject, issuer, SANs, serial,
+        validity, SHA-256 fingerprint) and file modes, never key material.
+  idempotent:
+    support: full
+options:
+  certificate:
+    description:
+      - The certificate in PEM format.
+      - A full chain is accepted and split, leaf first; the certificates after the leaf are the chain,
+        unless O(chain) is given (then both must agree).
+      - Private keys in this text are refused.
+      - Mutually exclusive with O(certificates).
+    type: str
+  chain:
+    description:
+      - The issuer chain in PEM format (one or more certificates, issuer of the leaf first).
+      - Written to O(chain_path) and appended to the leaf in O(fullchain_path).
+    type: str
+  certificate_path:
+    description:
+      - Absolute path of the file that receives the leaf certificate.
+      - Its directory must exist. Symbolic links are refused; the path is replaced, not written through.
+      - At least one of O(certificate_path), O(chain_path) and O(fullchain_path) is needed.
+    type: path
+  chain_path:
+    description: Absolute path of the file that receives the chain. Needs a chain (O(chain) or a full chain in O(certificate)).
+    type: path
+  fullchain_path:
+    description: Absolute path of the file that receives the leaf followed by the chain.
+    type: path
+  key_path:
+    description:
+      - Path of the private key on the managed host that belongs to the certificate.
+      - When set, the module fails before writing anything if the certificate does not match this key.
+      - The key must be unencrypted for this check. It is never modified, copied or returned.
+    type: path
+  owner:
+    description: Owner (name or uid) of the files written. Unset keeps the owner of an existing file.
+    type: str
+  group:
+    description: Group (name or gid) of the files written. Unset keeps the group of an existing file.
+    type: str
+  mode:
+    description:
+      - Mode of the files written, as an octal string such as V('0644'). Quote it in YAML.
+      - The file is created with this mode from its first byte.
+    type: raw
+    default: '0644'
+  name:
+    description:
+      - Name of the certificate in results, events and backup file names.
+      - Defaults to the file name of O(certificate_path), else O(fullchain_path), else O(chain_path), without its extension.
+      - Must not contain V(..) or V(/).
+    type: str
+  certificates:
+    description:
+      - Several certificates deployed in one call, as one transaction.
+      - Each element takes the options below; an option an element does not set falls back to the
+        top-level option of the same name.
+      - Names must be unique (the default name comes from the file name, so give names when the file
+        names repeat).
+      - Mutually exclusive with O(certificate).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of this certificate, see O(name).
+        type: str
+      certificate:
+        description: The certificate in PEM format, see O(certificate).
+        type: str
+      chain:
+        description: The chain in PEM format, see O(chain).
+        type: str
+      certificate_path:
+        description: Destination of the leaf certificate, see O(certificate_path).
+        type: path
+      chain_path:
+        description: Destination of the chain, see O(chain_path).
+        type: path
+      fullchain_path:
+        description: Destination of the full chain, see O(fullchain_path).
+        type: path
+      key_path:
+        description: Private key to check the certificate against, see O(key_path).
+        type: path
+      owner:
+        description: Owner of this certificate's files, see O(owner).
+        type: str
+      group:
+        description: Group of this certificate's files, see O(group).
+        type: str
+      mode:
+        description: Mode of this certificate's files, see O(mode).
+        type: raw
+  backup_dir:
+    description:
+      - Directory for the backups of replaced files. It is created with mode C(0700) when missing.
+      - Unset keeps backups in a C(.certforge-backup) directory (mode C(0700)) beside each file, named
+        C(<file name>.<UTC timestamp>.bak).
+      - In a shared O(backup_dir) the names are C(<name>.<file name>.<UTC timestamp>.bak).
+    type: path
+  backup_retention:
+    description: How many backups to keep per file (the newest ones). At least 1.
+    type: int
+    default: 5
+notes:
+  - Files are compared byte for byte; the PEM text is normalised first (line endings, 64-column base64),
+    so the same certificate pasted with other line breaks is not a change.
+seealso:
+  - module: certforge.pki.deploy_nginx
+'''
+
+EXAMPLES = r'''
+- name: Deploy a certificate and its chain for a service that reads separate files
+  certforge.pki.deploy_files:
+    certificate: "{{ issued.certificate }}"
+    chain: "{{ issued.chain }}"
+    certificate_path: /etc/ssl/example/cert.pem
+    chain_path: /etc/ssl/example/chain.pem
+    fullchain_path: /etc/ssl/example/fullchain.pem
+    key_path: /etc/ssl/example/privkey.pem
+    owner: root
+    group: root
+    mode: '0644'
+
+- name: Deploy several certificates in one transaction, backups in one directory
+  certforge.pki.deploy_files:
+    backup_dir: /var/backups/certificates
+    backup_retention: 3
+    group: ssl-cert
+    certificates:
+      - name: www
+        certificate: "{{ lookup('ansible.builtin.file', 'certs/www.pem') }}"
+        fullchain_path: /etc/ssl/www/fullchain.pem
+      - name: api
+        certificate: "{{ lookup('ansible.builtin.file', 'certs/api.pem') }}"
+        fullchain_path: /etc/ssl/api/fullchain.pem
+  register: deployed
+
+- name: Show why something changed
+  ansible.builtin.debug:
+    var: deployed.changed_reasons
+'''
+
+RETURN = r'''
+changed_reasons:
+  description: Why files changed (or would change in check mode), one line per file.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "www: certificate /etc/ssl/www/cert.pem: serial 3A9F01 -> 7C0B12"
+    - "www: chain /etc/ssl/www/chain.pem: new file"
+files:
+  description: Paths written (in check mode, the paths that would be written).
+  returned: always
+  type: list
+  elements: str
+  sample: [/etc/ssl/www/cert.pem, /etc/ssl/www/chain.pem]
+backups:
+  description: For every path written, its backup file, or V(null) when the file did not exist before.
+  returned: always
+  type: dict
+  sample: {/etc/ssl/www/cert.pem: /etc/ssl/www/.certforge-backup/cert.pem.20260125T101500.123456Z.bak}
+reloaded:
+  description: Whether a server was reloaded. Always V(false) for this module.
+  returned: always
+  type: bool
+  sample: false
+verified:
+  description: Served serial per certificate name. Always empty for this module (no live endpoint).
+  returned: always
+  type: dict
+  sample: {}
+certificates:
+  description: Per certificate name, whether it changed, the files concerned and the new certificate's serial and expiry.
+  returned: always
+  type: dict
+  sample:
+    www:
+      changed: true
+      files: [/etc/ssl/www/cert.pem]
+      unchanged: [/etc/ssl/www/chain.pem]
+      reasons: ["www: certificate /etc/ssl/www/cert.pem: serial 3A9F01 -> 7C0B12"]
+      serial: 7C0B12
+      not_after: "2026-04-25T10:15:00Z"
+diff:
+  description: Parsed facts before and after, per certificate name (only certificates that change).
+  returned: always
+  type: dict
+  contains:
+    before:
+      description: Facts of the certificate deployed now.
+      type: dict
+      returned: always
+    after:
+      description: Facts of the certificate being deployed.
+      type: dict
+      returned: always
+  sample:
+    before:
+      www: {subject: CN=www.example.com, serial: 3A9F01, not_after: "2026-02-01T00:00:00Z"}
+    after:
+      www:
+        subject: CN=www.example.com
+        issuer: CN=Example Issuing CA
+        subject_alt_names: ["DNS:www.example.com"]
+        serial: 7C0B12
+        not_before: "2026-01-25T10:15:00Z"
+        not_after: "2026-04-25T10:15:00Z"
+        fingerprint_sha256: "AB:CD:..."
+        chain_length: 1
+        files: {/etc/ssl/www/cert.pem: {mode: '0644'}}
+'''
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.certforge.pki.plugins.module_utils.core.errors import CertforgeError
+from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import ModuleRunner, build_target, deploy
+from ansible_collections.certforge.pki.plugins.module_utils.targets import files as files_target
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=files_target.files_argument_spec(),
+        mutually_exclusive=[('certificate', 'certificates')],
+        required_one_of=[('certificate', 'certificates')],
+        supports_check_mode=True,
+    )
+    try:
+        target = build_target('files', [files_target.plugin],
+                              files_target.target_options_from_params(module.params), ModuleRunner(module))
+        requests = files_target.requests_from_params(module.params)
+        result = deploy(target, requests, check_mode=module.check_mode)
+    except files_target.MissingLibraryError as exc:
+        module.fail_json(msg=missing_required_lib(exc.library), error_kind=exc.kind, error_option=exc.option)
+    except CertforgeError as exc:
+        module.fail_json(**exc.to_result())
+    for warning in result.pop('warnings', []):
+        module.warn(warning)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
