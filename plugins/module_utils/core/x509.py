@@ -62,7 +62,8 @@ _LIB = None
 def require_cryptography():
     """Import cryptography (once) and return a namespace of its parts.
 
-    Raises ImportError (with the version found when it is too old); ``main()`` turns it into
+    Raises ImportError whose ``name`` is ``CRYPTOGRAPHY_REQUIREMENT`` (the message says what
+    failed, or which version is too old); ``main()`` turns it into
     ``fail_json(msg=missing_required_lib(CRYPTOGRAPHY_REQUIREMENT), exception=CRYPTOGRAPHY_IMP_ERR)``.
     """
     global _LIB, HAS_CRYPTOGRAPHY, CRYPTOGRAPHY_IMP_ERR
@@ -75,10 +76,10 @@ def require_cryptography():
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
         from cryptography.x509 import oid
-    except ImportError:
+    except ImportError as exc:
         HAS_CRYPTOGRAPHY = False
         CRYPTOGRAPHY_IMP_ERR = traceback.format_exc()
-        raise
+        raise ImportError('cannot import cryptography (%s)' % exc, name=CRYPTOGRAPHY_REQUIREMENT)
     version = getattr(cryptography, '__version__', '0')
     parts = []
     for piece in version.split('.')[:2]:
@@ -87,7 +88,7 @@ def require_cryptography():
     if tuple(parts) < MIN_CRYPTOGRAPHY_VERSION:
         HAS_CRYPTOGRAPHY = False
         CRYPTOGRAPHY_IMP_ERR = 'cryptography %s is too old; %s is needed' % (version, CRYPTOGRAPHY_REQUIREMENT)
-        raise ImportError(CRYPTOGRAPHY_IMP_ERR)
+        raise ImportError(CRYPTOGRAPHY_IMP_ERR, name=CRYPTOGRAPHY_REQUIREMENT)
     lib = _Lib()
     lib.version = version
     lib.x509 = _x509
@@ -418,7 +419,7 @@ def load_private_key(data, passphrase=None, option='privatekey_path',
         if not _looks_like_pem(_to_bytes(data)):
             raise ConfigError('is not a private key (neither PEM nor DER)', option=option,
                               fix='point it to a PEM private key file')
-        raise ConfigError('holds a malformed or unsupported private key (%s)' % text.split('. ')[0],
+        raise ConfigError('holds a malformed or unsupported private key (%s)' % text.split('. ', maxsplit=1)[0],
                           option=option, fix='point it to an intact PEM private key file')
     except Exception as exc:  # pragma: no cover - unsupported algorithm etc.
         raise ConfigError('cannot load the private key (%s)' % type(exc).__name__, option=option,

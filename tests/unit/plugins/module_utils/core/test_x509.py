@@ -108,6 +108,39 @@ def test_require_cryptography_too_old(monkeypatch):
     assert cx509.HAS_CRYPTOGRAPHY is True
 
 
+def test_require_cryptography_missing(monkeypatch):
+    import sys
+    monkeypatch.setattr(cx509, '_LIB', None)
+    monkeypatch.setitem(sys.modules, 'cryptography.x509', None)
+    with pytest.raises(ImportError) as err:
+        cx509.require_cryptography()
+    assert err.value.name == cx509.CRYPTOGRAPHY_REQUIREMENT
+    assert cx509.HAS_CRYPTOGRAPHY is False
+    assert 'Traceback' in cx509.CRYPTOGRAPHY_IMP_ERR
+    monkeypatch.undo()
+    cx509._LIB = None
+    assert cx509.require_cryptography().x509 is x509
+    assert cx509.HAS_CRYPTOGRAPHY is True and cx509.CRYPTOGRAPHY_IMP_ERR is None
+
+
+def test_module_reports_missing_cryptography(monkeypatch, capsys):
+    import json
+    import sys
+    from ansible.module_utils.testing import patch_module_args
+    from ansible_collections.certforge.pki.plugins.modules import certificate_info
+    monkeypatch.setattr(cx509, '_LIB', None)
+    monkeypatch.setitem(sys.modules, 'cryptography.x509', None)
+    with patch_module_args({'content': 'x'}):
+        with pytest.raises(SystemExit):
+            certificate_info.main()
+    out = json.loads(capsys.readouterr().out)
+    monkeypatch.undo()
+    cx509._LIB = None
+    cx509.require_cryptography()
+    assert out['failed'] is True
+    assert 'Failed to import the required Python library (%s)' % cx509.CRYPTOGRAPHY_REQUIREMENT in out['msg']
+
+
 # ----------------------------------------------------------------------------- PEM
 
 def test_split_pem_normalizes(pki):
@@ -203,7 +236,7 @@ def test_verify_csr_signature_detects_tampering(pki):
 @pytest.mark.parametrize('make', [
     lambda: rsa.generate_private_key(65537, 2048),
     lambda: ec.generate_private_key(ec.SECP384R1()),
-    lambda: ed25519.Ed25519PrivateKey.generate(),
+    ed25519.Ed25519PrivateKey.generate,
 ])
 def test_load_private_key_roundtrip(make):
     key = make()
@@ -489,7 +522,7 @@ def test_csr_facts(pki):
 @pytest.mark.parametrize('make, algorithm', [
     (lambda: rsa.generate_private_key(65537, 2048), 'sha256WithRSAEncryption'),
     (lambda: ec.generate_private_key(ec.SECP384R1()), 'ecdsa-with-SHA384'),
-    (lambda: ed25519.Ed25519PrivateKey.generate(), 'ed25519'),
+    (ed25519.Ed25519PrivateKey.generate, 'ed25519'),
 ])
 def test_build_csr_hash_follows_key(make, algorithm):
     csr = cx509.build_csr(make(), None, ['DNS:x.example.com'])
