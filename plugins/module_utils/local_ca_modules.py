@@ -214,6 +214,6 @@ def execute_local_ca_crl(ctx):
     local_ca._write_public(p['path'], crl.public_bytes(serialization.Encoding.PEM))
     if p.get('der_path'):
         local_ca._write_public(p['der_path'], crl.public_bytes(serialization.Encoding.DER))
-    result.update(crl_number=number, next_update=crl.next_update_utc.strftime('%Y-%m-%dT%H:%M:%SZ'),
+    result.update(crl_number=number, next_update=local_ca.crl_next_update(crl).strftime('%Y-%m-%dT%H:%M:%SZ'),
                   crl=crl.public_bytes(serialization.Encoding.PEM).decode('ascii'))
     return result

@@ -253,10 +253,10 @@ class LocalCA:
             validity_days = max_ttl_days
         not_before = now - datetime.timedelta(minutes=5)
         not_after = now + datetime.timedelta(days=validity_days)
-        if not_after > self.cert.not_valid_after_utc:
+        if not_after > cx509.not_after(self.cert):
             warn('the certificate would outlive its CA (%s): not_after capped to the CA expiry'
-                 % _iso(self.cert.not_valid_after_utc))
-            not_after = self.cert.not_valid_after_utc
+                 % _iso(cx509.not_after(self.cert)))
+            not_after = cx509.not_after(self.cert)
 
         pub = csr.public_key()
         usages = list(prof['key_usage'])
@@ -283,8 +283,8 @@ class LocalCA:
         serial = cx509.serial_hex(cert)
         record = dict(serial=serial, name=name, token=token, profile=profile,
                       subject=csr.subject.rfc4514_string(), subject_alt_names=sans,
-                      not_before=_iso(cert.not_valid_before_utc),
-                      not_after=_iso(cert.not_valid_after_utc),
+                      not_before=_iso(cx509.not_before(cert)),
+                      not_after=_iso(cx509.not_after(cert)),
                       issued_at=_iso(now), status='valid')
         with self.locked():
             index = self.index()
@@ -408,8 +408,8 @@ def build_ca_certificate(key, subject, issuer_cert, issuer_key, validity_days, p
     x509 = _c().x509
     now = now or utcnow()
     not_after = now + datetime.timedelta(days=validity_days)
-    if issuer_cert is not None and not_after > issuer_cert.not_valid_after_utc:
-        not_after = issuer_cert.not_valid_after_utc
+    if issuer_cert is not None and not_after > cx509.not_after(issuer_cert):
+        not_after = cx509.not_after(issuer_cert)
     pub = key.public_key()
     builder = (x509.CertificateBuilder()
                .subject_name(subject)
@@ -535,6 +535,14 @@ def _ca_result(ca, changed, reasons):
 
 # ----------------------------------------------------------------------------- CRL
 
+def crl_next_update(crl):
+    """nextUpdate of a CRL as an aware UTC datetime (any cryptography version)."""
+    value = getattr(crl, 'next_update_utc', None)
+    if value is None and crl.next_update is not None:
+        value = crl.next_update.replace(tzinfo=datetime.timezone.utc)
+    return value
+
+
 def crl_status(ca, crl_path, renew_before_hours=24, now=None):
     """(needs_new, reasons) for the CRL at ``crl_path``."""
     x509 = _c().x509
@@ -553,7 +561,7 @@ def crl_status(ca, crl_path, renew_before_hours=24, now=None):
         reasons.append('revocations_changed')
     if crl.issuer != ca.cert.subject or not crl.is_signature_valid(ca.cert.public_key()):
         reasons.append('issuer_changed')
-    next_update = crl.next_update_utc
+    next_update = crl_next_update(crl)
     if next_update is None or now >= next_update - datetime.timedelta(hours=renew_before_hours):
         reasons.append('next_update_near')
     return bool(reasons), reasons
