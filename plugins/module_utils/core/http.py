@@ -367,7 +367,7 @@ def _secrets_for(session, settings, url, kwargs):
 def _describe(exc):
     """A short reason from a requests/urllib3 exception chain."""
     reason = exc
-    for _ in range(4):
+    for dummy in range(4):
         inner = reason.args[0] if getattr(reason, 'args', None) else None
         inner = getattr(inner, 'reason', inner)
         if isinstance(inner, BaseException) and inner is not reason:

@@ -401,8 +401,8 @@ class OrderStore:
             now = _now()
             previous = None
             if old is not None:
-                previous = {k: getattr(old, k) for k in ('request_fingerprint', 'token',
-                                                          'status', 'created', 'updated')}
+                fields = ('request_fingerprint', 'token', 'status', 'created', 'updated')
+                previous = {k: getattr(old, k) for k in fields}
                 previous['order_id'] = old.order_id
             record = OrderRecord(key=key, issuer=issuer, request_fingerprint=request_fingerprint,
                                  token=token or uuid.uuid4().hex, status=STATUS_INTENT,

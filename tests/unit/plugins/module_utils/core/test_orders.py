@@ -462,10 +462,10 @@ def test_parallel_forks_for_one_certificate_submit_once(tmp_path):
     key = order_key('ca', 'cluster.example.com')
     barrier = CTX.Barrier(WORKERS)
     queue = CTX.Queue()
-    procs = [CTX.Process(target=_racer, args=(path, key, queue, barrier)) for _ in range(WORKERS)]
+    procs = [CTX.Process(target=_racer, args=(path, key, queue, barrier)) for dummy in range(WORKERS)]
     for proc in procs:
         proc.start()
     for proc in procs:
         proc.join(JOIN_TIMEOUT)
-    actions = sorted(queue.get(timeout=JOIN_TIMEOUT) for _ in procs)
+    actions = sorted(queue.get(timeout=JOIN_TIMEOUT) for dummy in procs)
     assert actions == ['resume'] * (WORKERS - 1) + ['submitted']
