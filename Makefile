@@ -124,9 +124,8 @@ integration: venv deps collection ## Integration tests (pytest tests/integration
 
 test: venv deps collection units sanity lint integration ## Everything CI runs, in order
 
-demo: venv deps collection ## Run playbooks/demo.yml
-	@test -f playbooks/demo.yml || { echo "demo: playbooks/demo.yml does not exist yet" >&2; exit 1; }
-	ansible-playbook playbooks/demo.yml
+demo: venv deps collection ## Local CA -> nginx on 127.0.0.1 -> TLS check, run twice (2nd: changed=0)
+	bash scripts/demo.sh
 
 bench: venv deps collection ## Run the benchmarks (bench/run.py)
 	@test -f bench/run.py || { echo "bench: bench/run.py does not exist yet" >&2; exit 1; }
