@@ -28,10 +28,12 @@ description:
     configuration, reload the server and check the live endpoint.
 author: certforge.pki contributors (@certforge)
 requirements:
-  - cryptography >= 3.4 on the managed host (only when files change)
+  - cryptography >= 3.3 on the managed host (only when files change)
 extends_documentation_fragment:
   - certforge.pki.attributes
   - certforge.pki.attributes.actiongroup_deploy
+  - certforge.pki.deploy
+  - certforge.pki.deploy.certificates
 attributes:
   check_mode:
     support: full
@@ -42,112 +44,8 @@ attributes:
         validity, SHA-256 fingerprint) and file modes, never key material.
   idempotent:
     support: full
-options:
-  certificate:
-    description:
-      - The certificate in PEM format.
-      - A full chain is accepted and split, leaf first; the certificates after the leaf are the chain,
-        unless O(chain) is given (then both must agree).
-      - Private keys in this text are refused.
-      - Mutually exclusive with O(certificates).
-    type: str
-  chain:
-    description:
-      - The issuer chain in PEM format (one or more certificates, issuer of the leaf first).
-      - Written to O(chain_path) and appended to the leaf in O(fullchain_path).
-    type: str
-  certificate_path:
-    description:
-      - Absolute path of the file that receives the leaf certificate.
-      - Its directory must exist. Symbolic links are refused; the path is replaced, not written through.
-      - At least one of O(certificate_path), O(chain_path) and O(fullchain_path) is needed.
-    type: path
-  chain_path:
-    description: Absolute path of the file that receives the chain. Needs a chain (O(chain) or a full chain in O(certificate)).
-    type: path
-  fullchain_path:
-    description: Absolute path of the file that receives the leaf followed by the chain.
-    type: path
-  key_path:
-    description:
-      - Path of the private key on the managed host that belongs to the certificate.
-      - When set, the module fails before writing anything if the certificate does not match this key.
-      - The key must be unencrypted for this check. It is never modified, copied or returned.
-    type: path
-  owner:
-    description: Owner (name or uid) of the files written. Unset keeps the owner of an existing file.
-    type: str
-  group:
-    description: Group (name or gid) of the files written. Unset keeps the group of an existing file.
-    type: str
-  mode:
-    description:
-      - Mode of the files written, as an octal string such as V('0644'). Quote it in YAML.
-      - The file is created with this mode from its first byte.
-    type: raw
-    default: '0644'
-  name:
-    description:
-      - Name of the certificate in results, events and backup file names.
-      - Defaults to the file name of O(certificate_path), else O(fullchain_path), else O(chain_path), without its extension.
-      - Must not contain V(..) or V(/).
-    type: str
-  certificates:
-    description:
-      - Several certificates deployed in one call, as one transaction.
-      - Each element takes the options below; an option an element does not set falls back to the
-        top-level option of the same name.
-      - Names must be unique (the default name comes from the file name, so give names when the file
-        names repeat).
-      - Mutually exclusive with O(certificate).
-    type: list
-    elements: dict
-    suboptions:
-      name:
-        description: Name of this certificate, see O(name).
-        type: str
-      certificate:
-        description: The certificate in PEM format, see O(certificate).
-        type: str
-      chain:
-        description: The chain in PEM format, see O(chain).
-        type: str
-      certificate_path:
-        description: Destination of the leaf certificate, see O(certificate_path).
-        type: path
-      chain_path:
-        description: Destination of the chain, see O(chain_path).
-        type: path
-      fullchain_path:
-        description: Destination of the full chain, see O(fullchain_path).
-        type: path
-      key_path:
-        description: Private key to check the certificate against, see O(key_path).
-        type: path
-      owner:
-        description: Owner of this certificate's files, see O(owner).
-        type: str
-      group:
-        description: Group of this certificate's files, see O(group).
-        type: str
-      mode:
-        description: Mode of this certificate's files, see O(mode).
-        type: raw
-  backup_dir:
-    description:
-      - Directory for the backups of replaced files. It is created with mode C(0700) when missing.
-      - Unset keeps backups in a C(.certforge-backup) directory (mode C(0700)) beside each file, named
-        C(<file name>.<UTC timestamp>.bak).
-      - In a shared O(backup_dir) the names are C(<name>.<file name>.<UTC timestamp>.bak).
-    type: path
-  backup_retention:
-    description: How many backups to keep per file (the newest ones). At least 1.
-    type: int
-    default: 5
-notes:
-  - Files are compared byte for byte; the PEM text is normalised first (line endings, 64-column base64),
-    so the same certificate pasted with other line breaks is not a change.
 seealso:
+  - module: certforge.pki.deploy
   - module: certforge.pki.deploy_nginx
 '''
 
@@ -256,6 +154,7 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import CertforgeError
 from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import ModuleRunner, build_target, deploy
 from ansible_collections.certforge.pki.plugins.module_utils.targets import files as files_target
@@ -273,8 +172,9 @@ def main():
                               files_target.target_options_from_params(module.params), ModuleRunner(module))
         requests = files_target.requests_from_params(module.params)
         result = deploy(target, requests, check_mode=module.check_mode)
-    except files_target.MissingLibraryError as exc:
-        module.fail_json(msg=missing_required_lib(exc.library), error_kind=exc.kind, error_option=exc.option)
+    except ImportError as exc:
+        module.fail_json(msg=missing_required_lib(getattr(exc, 'name', None) or cx509.CRYPTOGRAPHY_REQUIREMENT),
+                         exception=cx509.CRYPTOGRAPHY_IMP_ERR)
     except CertforgeError as exc:
         module.fail_json(**exc.to_result())
     for warning in result.pop('warnings', []):

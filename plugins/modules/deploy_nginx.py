@@ -27,6 +27,9 @@ description:
   - After the files are written, the nginx configuration is tested (O(validate_command)), nginx is
     reloaded once (O(reload_command)) and, for every certificate with O(verify), a TLS handshake checks
     that the endpoint serves the new serial.
+  - With O(pid_file) set, nginx is started with O(start_command) instead of reloaded when it does not
+    run (no pid file, or a stale one), as on the first deploy to a host whose nginx could not start
+    without its certificates.
   - If the test, the reload or the check fails, every file is restored byte-exact and nginx is reloaded
     again (when a reload had been attempted), so the previous certificate keeps serving; the task fails
     with the command output.
@@ -35,11 +38,13 @@ description:
     configuration test and one reload.
 author: certforge.pki contributors (@certforge)
 requirements:
-  - cryptography >= 3.4 on the managed host (only when files change)
+  - cryptography >= 3.3 on the managed host (only when files change)
   - nginx >= 1.19.5 when the commands use C(-e)
 extends_documentation_fragment:
   - certforge.pki.attributes
   - certforge.pki.attributes.actiongroup_deploy
+  - certforge.pki.deploy
+  - certforge.pki.deploy.verify
 attributes:
   check_mode:
     support: full
@@ -51,126 +56,6 @@ attributes:
   idempotent:
     support: full
 options:
-  certificate:
-    description:
-      - The certificate in PEM format.
-      - A full chain is accepted and split, leaf first; the certificates after the leaf are the chain,
-        unless O(chain) is given (then both must agree).
-      - Private keys in this text are refused.
-      - Mutually exclusive with O(certificates).
-    type: str
-  chain:
-    description:
-      - The issuer chain in PEM format (one or more certificates, issuer of the leaf first).
-      - Written to O(chain_path) and appended to the leaf in O(fullchain_path).
-    type: str
-  certificate_path:
-    description:
-      - Absolute path of the file that receives the leaf certificate.
-      - Its directory must exist. Symbolic links are refused; the path is replaced, not written through.
-      - At least one of O(certificate_path), O(chain_path) and O(fullchain_path) is needed.
-    type: path
-  chain_path:
-    description: Absolute path of the file that receives the chain. Needs a chain (O(chain) or a full chain in O(certificate)).
-    type: path
-  fullchain_path:
-    description: Absolute path of the file that receives the leaf followed by the chain.
-    type: path
-  key_path:
-    description:
-      - Path of the private key on the managed host that belongs to the certificate.
-      - When set, the module fails before writing anything if the certificate does not match this key.
-      - The key must be unencrypted for this check. It is never modified, copied or returned.
-    type: path
-  owner:
-    description: Owner (name or uid) of the files written. Unset keeps the owner of an existing file.
-    type: str
-  group:
-    description: Group (name or gid) of the files written. Unset keeps the group of an existing file.
-    type: str
-  mode:
-    description:
-      - Mode of the files written, as an octal string such as V('0644'). Quote it in YAML.
-      - The file is created with this mode from its first byte.
-    type: raw
-    default: '0644'
-  name:
-    description:
-      - Name of the certificate in results, events and backup file names.
-      - Defaults to the file name of O(certificate_path), else O(fullchain_path), else O(chain_path), without its extension.
-      - Must not contain V(..) or V(/).
-    type: str
-  certificates:
-    description:
-      - Several certificates deployed in one call, as one transaction.
-      - Each element takes the options below; an option an element does not set falls back to the
-        top-level option of the same name.
-      - Names must be unique (the default name comes from the file name, so give names when the file
-        names repeat).
-      - Mutually exclusive with O(certificate).
-    type: list
-    elements: dict
-    suboptions:
-      name:
-        description: Name of this certificate, see O(name).
-        type: str
-      certificate:
-        description: The certificate in PEM format, see O(certificate).
-        type: str
-      chain:
-        description: The chain in PEM format, see O(chain).
-        type: str
-      certificate_path:
-        description: Destination of the leaf certificate, see O(certificate_path).
-        type: path
-      chain_path:
-        description: Destination of the chain, see O(chain_path).
-        type: path
-      fullchain_path:
-        description: Destination of the full chain, see O(fullchain_path).
-        type: path
-      key_path:
-        description: Private key to check the certificate against, see O(key_path).
-        type: path
-      owner:
-        description: Owner of this certificate's files, see O(owner).
-        type: str
-      group:
-        description: Group of this certificate's files, see O(group).
-        type: str
-      mode:
-        description: Mode of this certificate's files, see O(mode).
-        type: raw
-      verify:
-        description:
-          - Live check of this certificate, see O(verify).
-          - Keys not set here come from the top-level O(verify), then from its defaults
-            (O(verify.host=127.0.0.1), O(verify.timeout=10)).
-        type: dict
-        suboptions:
-          host:
-            description: Address to connect to.
-            type: str
-          port:
-            description: TLS port.
-            type: int
-          server_name:
-            description: SNI name sent in the handshake.
-            type: str
-          timeout:
-            description: Seconds to wait for the new serial.
-            type: float
-  backup_dir:
-    description:
-      - Directory for the backups of replaced files. It is created with mode C(0700) when missing.
-      - Unset keeps backups in a C(.certforge-backup) directory (mode C(0700)) beside each file, named
-        C(<file name>.<UTC timestamp>.bak).
-      - In a shared O(backup_dir) the names are C(<name>.<file name>.<UTC timestamp>.bak).
-    type: path
-  backup_retention:
-    description: How many backups to keep per file (the newest ones). At least 1.
-    type: int
-    default: 5
   validate_command:
     description:
       - Command that tests the nginx configuration, as an argv list (no shell).
@@ -190,44 +75,33 @@ options:
     description:
       - Whether to reload nginx after a successful configuration test.
       - With V(false), O(verify) is skipped with a warning (nginx serves the new certificate only after a
-        reload), for example when a handler reloads later.
+        reload), for example when a handler reloads later. nginx is not started either.
     type: bool
     default: true
-  verify:
+  pid_file:
     description:
-      - Check the live endpoint after the reload, for every certificate (elements of O(certificates)
-        can override single keys).
-      - Connects to O(verify.host):O(verify.port) with SNI O(verify.server_name) and polls until the
-        served leaf certificate has the new serial, or O(verify.timeout) passes (then everything is
-        rolled back).
-      - The handshake does not verify the chain or the host name; it only compares serials.
-        Trust is the business of the clients.
-      - Unset means no live check.
-    type: dict
-    suboptions:
-      host:
-        description: Address to connect to.
-        type: str
-        default: 127.0.0.1
-      port:
-        description: TLS port nginx listens on for this certificate. Required when O(verify) is set.
-        type: int
-      server_name:
-        description:
-          - SNI name sent in the handshake.
-          - Defaults to the first DNS name of the certificate that is not a wildcard; set it for
-            wildcard-only certificates.
-        type: str
-      timeout:
-        description: Seconds to wait for the new serial to be served.
-        type: float
-        default: 10
+      - Absolute path of the pid file of nginx (its C(pid) directive, often C(/run/nginx.pid)).
+      - When set, the module checks before the reload whether the process it names runs. When it does not
+        (no file, no number in it, or no such process), O(start_command) runs instead of O(reload_command);
+        without O(start_command) the task fails saying that nginx is not running, and the files are rolled
+        back.
+      - Unset means nginx is assumed to run, and O(reload_command) reports if it does not.
+    type: path
+  start_command:
+    description:
+      - Command that starts nginx when O(pid_file) says it does not run, as an argv list (no shell), for
+        example V([systemctl, start, nginx]).
+      - This is the first deploy to a host whose nginx could not start while its configuration named
+        certificate files that did not exist yet.
+      - Runs after a successful configuration test, at most once per call. If it fails, the files are rolled
+        back and the task fails with its output.
+      - Needs O(pid_file).
+    type: raw
 notes:
-  - Files are compared byte for byte; the PEM text is normalised first (line endings, 64-column base64),
-    so the same certificate pasted with other line breaks is not a change.
   - The private key is not written by this module. Create it on the host first (mode C(0600)) and point
     the nginx configuration at it; O(key_path) checks that certificate and key belong together.
 seealso:
+  - module: certforge.pki.deploy
   - module: certforge.pki.deploy_files
 '''
 
@@ -266,6 +140,17 @@ EXAMPLES = r'''
     fullchain_path: /srv/nginx/tls/site.crt
     validate_command: [nginx, -t, -c, /srv/nginx/nginx.conf, -p, /srv/nginx, -e, /srv/nginx/logs/error.log]
     reload_command: [nginx, -s, reload, -c, /srv/nginx/nginx.conf, -p, /srv/nginx, -e, /srv/nginx/logs/error.log]
+
+- name: First deploy to a new host, where nginx could not start without its certificates
+  certforge.pki.deploy_nginx:
+    certificate: "{{ issued.certificate }}"
+    fullchain_path: /etc/nginx/tls/www.example.com.crt
+    key_path: /etc/nginx/tls/www.example.com.key
+    pid_file: /run/nginx.pid
+    start_command: [systemctl, start, nginx]
+    reload_command: [systemctl, reload, nginx]
+    verify:
+      port: 443
 '''
 
 RETURN = r'''
@@ -289,10 +174,17 @@ backups:
   type: dict
   sample: {/etc/ssl/www/cert.pem: /etc/ssl/www/.certforge-backup/cert.pem.20260125T101500.123456Z.bak}
 reloaded:
-  description: Whether nginx was reloaded (once per call, only when files changed and O(reload=true)).
+  description:
+    - Whether nginx was reloaded (once per call, only when files changed and O(reload=true)).
+    - Also V(true) when nginx did not run and O(start_command) started it (see RV(started)).
   returned: always
   type: bool
   sample: true
+started:
+  description: Whether nginx did not run (see O(pid_file)) and O(start_command) started it.
+  returned: always
+  type: bool
+  sample: false
 verified:
   description: Serial the live endpoint served after the reload, per certificate name with O(verify).
   returned: always
@@ -341,9 +233,9 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import CertforgeError
 from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import ModuleRunner, build_target, deploy
-from ansible_collections.certforge.pki.plugins.module_utils.targets import files as files_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import nginx as nginx_target
 
 
@@ -359,8 +251,10 @@ def main():
                               nginx_target.target_options_from_params(module.params), ModuleRunner(module))
         requests = nginx_target.requests_from_params(module.params)
         result = deploy(target, requests, check_mode=module.check_mode)
-    except files_target.MissingLibraryError as exc:
-        module.fail_json(msg=missing_required_lib(exc.library), error_kind=exc.kind, error_option=exc.option)
+        result['started'] = target.started
+    except ImportError as exc:
+        module.fail_json(msg=missing_required_lib(getattr(exc, 'name', None) or cx509.CRYPTOGRAPHY_REQUIREMENT),
+                         exception=cx509.CRYPTOGRAPHY_IMP_ERR)
     except CertforgeError as exc:
         module.fail_json(**exc.to_result())
     for warning in result.pop('warnings', []):

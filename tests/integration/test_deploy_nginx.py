@@ -1,12 +1,18 @@
-"""certforge.pki.deploy_nginx (and deploy_files) through real ansible-playbook runs against a
-real nginx on 127.0.0.1 (fixtures in conftest.py and nginx_server.py)."""
+"""certforge.pki.deploy_nginx, deploy_files and deploy through real ansible-playbook runs against
+a real nginx on 127.0.0.1 (fixtures in conftest.py and nginx_server.py)."""
 
 import hashlib
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
 
 import pytest
+
+# loaded by conftest.py (the integration directory is not a package)
+nginx_server = sys.modules['certforge_integration_nginx_server']
 
 
 def play(module, args, name='deploy'):
@@ -277,3 +283,101 @@ def test_deploy_files_module(tmp_path, test_ca, run_playbook):
     refused = run_playbook(play('certforge.pki.deploy_files', wrong_key))
     assert refused.rc != 0 and refused.task('deploy')['error_option'] == 'key_path', refused
     assert (target / 'cert.pem').read_text() == issued.cert_pem
+
+
+# ---------------------------------------------------------------------------------------------
+# nginx that does not run yet: the first deploy to a new host
+# ---------------------------------------------------------------------------------------------
+
+def _read_pid(pid_file):
+    try:
+        with open(pid_file) as handle:
+            return int(handle.read().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def _gone(pid):
+    info = nginx_server._proc_stat(pid)
+    return info is None or info['state'] == 'Z'
+
+
+def _stop_started_nginx(pid_file, timeout=10.0):
+    """Stop, by the PID in its pid file, an nginx that a deploy started as a daemon."""
+    pid = _read_pid(pid_file)
+    if pid is None or _gone(pid) or 'nginx' not in nginx_server._cmdline(pid):
+        return
+    workers = [int(entry) for entry in os.listdir('/proc') if entry.isdigit()
+               and (nginx_server._proc_stat(int(entry)) or {}).get('ppid') == pid]
+    os.kill(pid, signal.SIGTERM)
+    try:
+        nginx_server.poll(lambda: _gone(pid), timeout, 'the started nginx (PID %d) to exit' % pid)
+    except AssertionError:
+        for victim in [pid] + workers:
+            if not _gone(victim) and 'nginx' in nginx_server._cmdline(victim):
+                os.kill(victim, signal.SIGKILL)
+        raise
+
+
+@pytest.fixture
+def stopped_site(make_nginx, test_ca, request):
+    """A site whose nginx is stopped and whose certificate file does not exist yet (the key does):
+    nginx cannot start until a deploy writes the certificate.  Returns (server, name, issued)."""
+    server = make_nginx('www.test')
+    name = 'www.test'
+    server.stop()
+    nginx_server.poll(lambda: not os.path.exists(server.pid_file), 10, 'nginx to remove its pid file')
+    os.remove(server.sites[name]['cert'])
+    request.addfinalizer(lambda: _stop_started_nginx(server.pid_file))
+    check = subprocess.run(server.validate_command, capture_output=True, text=True, check=False)
+    assert check.returncode != 0 and 'cannot load certificate' in check.stderr, check.stderr
+    return server, name, test_ca.issue(name, key_pem=server.issued[name].key_pem)
+
+
+def test_first_deploy_starts_nginx_that_could_not_start(stopped_site, run_playbook):
+    server, name, issued = stopped_site
+    args = {'target': 'nginx',
+            'target_options': {'validate_command': server.validate_command,
+                               'reload_command': server.reload_command,
+                               'pid_file': server.pid_file,
+                               'start_command': server.argv()},
+            'name': 'www', 'certificate': issued.cert_pem, 'chain': issued.chain_pem,
+            'fullchain_path': server.sites[name]['cert'], 'key_path': server.sites[name]['key'],
+            'verify': {'port': server.port, 'server_name': name}}
+
+    result = run_playbook(play('certforge.pki.deploy', args))
+
+    assert result.rc == 0, result
+    out = result.task('deploy')
+    assert out['started'] is True and out['reloaded'] is True
+    assert out['verified'] == {'www': issued.serial_hex}          # the module saw the new serial served
+    assert server.served_serial(name) == issued.serial            # and so do we
+    assert out['backups'] == {server.sites[name]['cert']: None}   # a new file, nothing to back up
+    pid = _read_pid(server.pid_file)
+    assert pid and not _gone(pid) and 'nginx' in nginx_server._cmdline(pid)
+
+    again = run_playbook(play('certforge.pki.deploy', args))
+
+    assert again.rc == 0 and again.changed() == 0, again
+    out = again.task('deploy')
+    assert out['reloaded'] is False and out['started'] is False
+    assert _read_pid(server.pid_file) == pid                      # neither started nor reloaded again
+    assert server.reload_count() == 0
+
+
+def test_nginx_not_running_without_start_command_fails_and_rolls_back(stopped_site, run_playbook):
+    server, name, issued = stopped_site
+    cert = server.sites[name]['cert']
+    args = nginx_args(server, pid_file=server.pid_file, name='www', certificate=issued.cert_pem,
+                      chain=issued.chain_pem, fullchain_path=cert, key_path=server.sites[name]['key'])
+
+    result = run_playbook(play('certforge.pki.deploy_nginx', args))
+
+    assert result.rc != 0, result
+    out = result.task('deploy')
+    assert out['error_option'] == 'pid_file'
+    assert 'reload failed: nginx is not running' in out['msg'] and 'start_command' in out['msg']
+    assert out['error_details']['rolled_back'] is True
+    assert 'Traceback' not in result.stdout
+    assert not os.path.exists(cert)                               # the new file was removed again
+    assert _read_pid(server.pid_file) is None                     # nothing started (nginx -t leaves it empty)

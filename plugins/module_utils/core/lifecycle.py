@@ -36,22 +36,97 @@ EVENT_FAILED = 'failed'
 # building a target and running its commands
 # ---------------------------------------------------------------------------------------------
 
-def build_target(name, plugins, options=None, runner=None):
-    """Instantiate target ``name`` from the given plugin objects (those with a
-    ``certforge_targets`` hookimpl).  Uses ``core.registry.Registry`` when pluggy is installed;
-    without pluggy the built-in plugins are asked directly, so host-side deploy modules do not
-    need pluggy on every managed host."""
+def target_class(name, plugins, discover=False):
+    """The class of target ``name`` among the given plugin objects (those with a
+    ``certforge_targets`` hookimpl).
+
+    Uses ``core.registry.Registry`` when pluggy is installed; without pluggy the built-in
+    plugins are asked directly, so host-side deploy modules do not need pluggy on every managed
+    host.  With ``discover``, a name no given plugin provides is looked up among the connectors
+    installed on this host (entry-point group ``certforge.pki``, needs pluggy); built-in names
+    never trigger that scan."""
+    errors = []
     if hookspecs.HAS_PLUGGY:
         from ansible_collections.certforge.pki.plugins.module_utils.core.registry import Registry
-        return Registry(plugins).target(name, options, runner)
-    available = {}
-    for plugin in plugins:
-        for key, value in (plugin.certforge_targets() or {}).items():
-            available.setdefault(key, value)
+        available = Registry(plugins).targets()
+        if name not in available and discover:
+            registry = Registry(plugins, load_entry_points=True)
+            available = registry.targets()
+            errors = registry.entry_point_errors
+    else:
+        available = {}
+        for plugin in plugins:
+            for key, value in (plugin.certforge_targets() or {}).items():
+                available.setdefault(key, value)
     if name not in available:
-        raise ConfigError('unknown target %r' % (name,), option='target',
-                          fix='use one of: %s' % ', '.join(sorted(available)))
-    return available[name](options or {}, runner)
+        known = ', '.join(sorted(available)) or '(none registered)'
+        fix = 'use one of: %s' % known
+        if discover:
+            fix += (', or install the package that provides the target on the managed host' if hookspecs.HAS_PLUGGY
+                    else '; targets from other packages also need the Python library pluggy on the managed host')
+        if errors:
+            fix += ' (loading installed connectors failed: %s)' % '; '.join(errors)
+        raise ConfigError('unknown target %r' % (name,), option='target', fix=fix)
+    return available[name]
+
+
+def build_target(name, plugins, options=None, runner=None, discover=False):
+    """Instantiate target ``name`` (see ``target_class``) with ``options`` and ``runner``."""
+    return target_class(name, plugins, discover=discover)(options or {}, runner)
+
+
+def target_option_spec(cls):
+    """The argument spec of a target class's own options (its ``option_spec()``), or None
+    when the class declares none."""
+    spec = getattr(cls, 'option_spec', None)
+    if spec is None:
+        return None
+    return spec() if callable(spec) else dict(spec)
+
+
+def check_target_options(cls, options, option='target_options', no_log_values=None):
+    """Check ``options`` (a dict) against the target class's ``option_spec()`` and return them
+    with their types converted and defaults filled in.
+
+    Unknown and bad options raise ConfigError naming ``<option>.<name>``.  A class without an
+    ``option_spec`` gets the options unchanged (it checks them itself).  The values of options
+    the spec marks ``no_log`` are added to the set ``no_log_values``, for the module to mask."""
+    name = getattr(cls, 'name', None) or getattr(cls, '__name__', 'this')
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise ConfigError('must be a dictionary, not %s' % type(options).__name__, option=option,
+                          fix='give the options of the %s target as a dictionary' % name)
+    spec = target_option_spec(cls)
+    if spec is None:
+        return dict(options)
+    known = {}
+    for key, value in spec.items():
+        known[key] = key
+        for alias in value.get('aliases') or ():
+            known[alias] = key
+    fix = ('use %s' % ', '.join(sorted(spec)) if spec
+           else 'leave %s empty: the %s target has no options of its own' % (option, name))
+    for key in sorted(options, key=str):
+        if key not in known:
+            raise ConfigError('%r is not an option of the %s target' % (key, name),
+                              option='%s.%s' % (option, key), fix=fix)
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    for key in sorted(options):
+        one = ArgumentSpecValidator({known[key]: spec[known[key]]}).validate({key: options[key]})
+        if one.error_messages:
+            msg = one.error_messages[0]
+            prefix = "argument '%s' " % key
+            raise ConfigError(msg[len(prefix):] if msg.startswith(prefix) else msg, option='%s.%s' % (option, key),
+                              fix='give a value of type %s (see the options of the %s target in the module '
+                                  'documentation)' % (spec[known[key]].get('type', 'str'), name))
+    result = ArgumentSpecValidator(spec).validate(dict(options))
+    if result.error_messages:
+        raise ConfigError('; '.join(result.error_messages), option=option,
+                          fix='see the options of the %s target in the module documentation' % name)
+    if no_log_values is not None:
+        no_log_values.update(getattr(result, '_no_log_values', ()) or ())
+    return result.validated_parameters
 
 
 class ModuleRunner:

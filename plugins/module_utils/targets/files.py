@@ -29,6 +29,7 @@ from ansible_collections.certforge.pki.plugins.module_utils.core.errors import (
     ConfigError,
     DeployError,
 )
+from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
 from ansible_collections.certforge.pki.plugins.module_utils.core.files import (
     Transaction,
     ensure_parent_dir,
@@ -41,6 +42,12 @@ from ansible_collections.certforge.pki.plugins.module_utils.core.files import (
     validate_name,
 )
 from ansible_collections.certforge.pki.plugins.module_utils.core.hookspecs import TargetConnector, hookimpl
+from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import (
+    check_target_options,
+    deploy,
+    target_class,
+    target_option_spec,
+)
 from ansible_collections.certforge.pki.plugins.module_utils.core.model import Applied, DeployRequest, FileSpec, Plan
 
 #: (path option, label) in the order files are planned and written.
@@ -54,42 +61,27 @@ PATH_OPTIONS = (
 CERTIFICATE_OPTIONS = ('name', 'certificate', 'chain', 'certificate_path', 'chain_path',
                        'fullchain_path', 'key_path', 'owner', 'group', 'mode')
 
-DEFAULT_MODE = '0644'
+#: Per-certificate options of targets that check a live endpoint (``verify``).
+VERIFY_CERTIFICATE_OPTIONS = CERTIFICATE_OPTIONS + ('verify',)
 
-_PEM_BLOCK_RE = re.compile(r'-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----', re.S)
+DEFAULT_MODE = '0644'
+DEFAULT_VERIFY_HOST = '127.0.0.1'
+DEFAULT_VERIFY_TIMEOUT = 10
+
 _B64_RE = re.compile(r'^[A-Za-z0-9+/]+={0,2}$')
 
 
-class MissingLibraryError(ConfigError):
-    """A Python library the managed host needs is missing; ``main()`` reports it with
-    ``missing_required_lib(library)``."""
-
-    def __init__(self, library, exc=None):
-        super(MissingLibraryError, self).__init__(
-            'the Python library %s is needed on the managed host (%s)' % (library, exc),
-            fix='install %s for the Python interpreter Ansible uses on this host' % library)
-        self.library = library
-
-
-def _x509():
-    """cryptography's x509 and serialization modules, imported on first use only."""
-    try:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-    except ImportError as exc:
-        raise MissingLibraryError('cryptography', exc)
-    return x509, hashes, serialization
-
-
 # ---------------------------------------------------------------------------------------------
-# PEM text (standard library only)
+# PEM text (standard library only: the no-change path must not import cryptography)
 # ---------------------------------------------------------------------------------------------
 
 def split_certificates(text, option='certificate'):
     """Split PEM text into normalised certificate blocks (64-column base64, LF, trailing newline).
 
-    Refuses private keys and other PEM types so a key pasted by mistake never lands in a 0644
-    certificate file.  The error never repeats the input."""
+    ``core.x509`` finds the blocks; this adds the deploy policy on top: only ``CERTIFICATE``
+    blocks and no private key (so a key pasted by mistake never lands in a 0644 certificate
+    file), valid base64, and one canonical layout, so the same certificate pasted with other
+    line breaks writes the same bytes.  The error never repeats the input."""
     if text is None:
         return []
     if isinstance(text, bytes):
@@ -99,12 +91,11 @@ def split_certificates(text, option='certificate'):
                           fix='pass only certificates; the private key stays in its own file '
                               '(key_path) and is never deployed by this module')
     blocks = []
-    for match in _PEM_BLOCK_RE.finditer(text):
-        label, body = match.group(1), match.group(2)
+    for label, block in zip(cx509.pem_labels(text), cx509.split_pem(text)):
         if label != 'CERTIFICATE':
             raise ConfigError('contains a PEM block of type %r' % label, option=option,
                               fix='pass only -----BEGIN CERTIFICATE----- blocks')
-        b64 = ''.join(body.split())
+        b64 = ''.join(''.join(block.splitlines()[1:-1]).split())
         try:
             if not _B64_RE.match(b64):
                 raise ValueError('bad characters')
@@ -121,80 +112,37 @@ def split_certificates(text, option='certificate'):
 
 
 # ---------------------------------------------------------------------------------------------
-# parsed facts and key match (cryptography, lazily)
+# parsed facts and key match (core.x509, which imports cryptography on first use)
 # ---------------------------------------------------------------------------------------------
 
-def serial_hex(number):
-    text = '%X' % number
-    return text if len(text) % 2 == 0 else '0' + text
+#: Facts of a certificate in diffs and results (never key material): (our key, the key in
+#: ``core.x509.cert_facts``).
+_FACTS = (
+    ('subject', 'subject_string'),
+    ('issuer', 'issuer_string'),
+    ('subject_alt_names', 'subject_alt_names'),
+    ('serial', 'serial'),
+    ('not_before', 'not_before'),
+    ('not_after', 'not_after'),
+)
+
+# The deploy modules have no passphrase option; this name, handed to core.x509 in its place,
+# tells its "the key is encrypted" error apart from the others.
+_NO_PASSPHRASE_OPTION = '(no passphrase option)'
 
 
-def _utc_iso(cert, attr):
-    value = getattr(cert, attr + '_utc', None)
-    if value is None:  # cryptography < 42
-        value = getattr(cert, attr)
-    return value.strftime('%Y-%m-%dT%H:%M:%SZ')
-
-
-def load_certificate(pem, option='certificate'):
-    x509 = _x509()[0]
-    data = pem.encode('ascii') if not isinstance(pem, bytes) else pem
-    try:
-        return x509.load_pem_x509_certificate(data)
-    except ValueError as exc:
-        raise ConfigError('is not a valid X.509 certificate (%s)' % exc, option=option,
-                          fix='pass the PEM certificate as the CA returned it')
-
-
-def certificate_facts(cert):
-    """Public facts of a certificate for diffs and results: never key material."""
-    x509, hashes = _x509()[:2]
-    sans = []
-    try:
-        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        ext = []
-    for entry in ext:
-        if isinstance(entry, x509.DNSName):
-            sans.append('DNS:%s' % entry.value)
-        elif isinstance(entry, x509.IPAddress):
-            sans.append('IP:%s' % entry.value)
-        elif isinstance(entry, x509.RFC822Name):
-            sans.append('email:%s' % entry.value)
-        elif isinstance(entry, x509.UniformResourceIdentifier):
-            sans.append('URI:%s' % entry.value)
-        else:
-            sans.append('%s:%s' % (type(entry).__name__, entry.value))
-    digest = cert.fingerprint(hashes.SHA256())
-    return {
-        'subject': cert.subject.rfc4514_string(),
-        'issuer': cert.issuer.rfc4514_string(),
-        'subject_alt_names': sans,
-        'serial': serial_hex(cert.serial_number),
-        'not_before': _utc_iso(cert, 'not_valid_before'),
-        'not_after': _utc_iso(cert, 'not_valid_after'),
-        'fingerprint_sha256': ':'.join('%02X' % b for b in bytearray(digest)),
-    }
-
-
-def _is_ca(cert):
-    x509 = _x509()[0]
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        return False
-
-
-def _spki(public_key):
-    serialization = _x509()[2]
-    return public_key.public_bytes(serialization.Encoding.DER,
-                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+def certificate_facts(cert, facts=None):
+    """Public facts of a certificate (object, PEM or DER) for diffs and results; ``facts``:
+    its ``core.x509.cert_facts`` when already at hand."""
+    facts = facts or cx509.cert_facts(cert)
+    out = dict((key, facts[source]) for key, source in _FACTS)
+    out['fingerprint_sha256'] = facts['fingerprints']['sha256']
+    return out
 
 
 def check_key_matches(cert, key_path, option='key_path'):
     """Raise ConfigError naming ``option`` unless the private key at ``key_path`` belongs to
     ``cert``.  The key is read into memory only to derive its public key."""
-    serialization = _x509()[2]
     if not os.path.isfile(key_path):
         raise ConfigError('%s does not exist or is not a file' % key_path, option=option,
                           fix='create the key first (the key stays on the host), or correct key_path')
@@ -205,17 +153,14 @@ def check_key_matches(cert, key_path, option='key_path'):
         raise ConfigError('cannot read %s (%s)' % (key_path, exc.strerror), option=option,
                           fix='run with become, or give a readable key_path')
     try:
-        if b'-----BEGIN' in data:
-            key = serialization.load_pem_private_key(data, password=None)
-        else:
-            key = serialization.load_der_private_key(data, password=None)
-    except TypeError:
-        raise ConfigError('the key at %s is encrypted' % key_path, option=option,
-                          fix='the key match check needs an unencrypted key; drop key_path to skip it')
-    except Exception as exc:  # ValueError, UnsupportedAlgorithm: never echo the key bytes
-        raise ConfigError('%s is not a readable private key (%s)' % (key_path, type(exc).__name__),
-                          option=option, fix='point key_path at the PEM private key of this certificate')
-    if _spki(key.public_key()) != _spki(cert.public_key()):
+        key = cx509.load_private_key(data, option=option, passphrase_option=_NO_PASSPHRASE_OPTION)
+    except ConfigError as exc:  # core.x509 never puts key material in a message
+        if _NO_PASSPHRASE_OPTION in (exc.fix or ''):
+            raise ConfigError('the key at %s is encrypted' % key_path, option=option,
+                              fix='the key match check needs an unencrypted key; drop key_path to skip it')
+        raise ConfigError('%s %s' % (key_path, exc.msg), option=option,
+                          fix='point key_path at the PEM private key of this certificate')
+    if not cx509.key_matches_cert(key, cert):
         raise ConfigError(
             'the private key at %s does not match the certificate' % key_path, option=option,
             fix='deploy the certificate issued for this key, or point key_path at the key the '
@@ -303,8 +248,20 @@ def certificate_suboptions():
     )
 
 
-def files_argument_spec():
-    """Argument spec shared by the deploy modules (kept in step with their DOCUMENTATION)."""
+def verify_suboptions(with_defaults):
+    """Argument spec of ``verify`` (the live check of targets that serve the certificate); the
+    defaults apply at the top level only, so an element's unset keys come from there."""
+    return dict(
+        host=dict(type='str', default=DEFAULT_VERIFY_HOST if with_defaults else None),
+        port=dict(type='int'),
+        server_name=dict(type='str'),
+        timeout=dict(type='float', default=DEFAULT_VERIFY_TIMEOUT if with_defaults else None),
+    )
+
+
+def files_argument_spec(verify=False):
+    """Argument spec shared by the deploy modules (kept in step with the doc fragment
+    ``certforge.pki.deploy``; with ``verify``, ``certforge.pki.deploy.verify``)."""
     spec = certificate_suboptions()
     spec['mode'] = dict(type='raw', default=DEFAULT_MODE)
     spec.update(
@@ -312,12 +269,79 @@ def files_argument_spec():
         backup_dir=dict(type='path'),
         backup_retention=dict(type='int', default=5),
     )
+    if verify:
+        spec['certificates']['options']['verify'] = dict(type='dict', options=verify_suboptions(False))
+        spec['verify'] = dict(type='dict', options=verify_suboptions(True))
     return spec
 
 
 def target_options_from_params(params):
     return {'backup_dir': params.get('backup_dir'),
             'backup_retention': params.get('backup_retention')}
+
+
+# ---------------------------------------------------------------------------------------------
+# the generic deploy module: any target by name
+# ---------------------------------------------------------------------------------------------
+
+def deploy_argument_spec():
+    """Argument spec of the deploy module: the shared options, verify, the target's name and
+    its own options (checked against the target's ``option_spec()`` at run time)."""
+    spec = files_argument_spec(verify=True)
+    spec.update(
+        target=dict(type='str', required=True),
+        target_options=dict(type='dict', default={}),
+    )
+    return spec
+
+
+def _asks_verify(params):
+    if params.get('verify'):
+        return True
+    return any(isinstance(element, dict) and element.get('verify') for element in params.get('certificates') or [])
+
+
+def _under(prefix, exc, names):
+    """Name an option of the target as ``<prefix>.<option>`` in ``exc`` (same exception)."""
+    option = exc.option or ''
+    if option and option.split('.')[0] in names:
+        exc.option = '%s.%s' % (prefix, option)
+    return exc
+
+
+def deploy_from_params(params, plugins, runner, check_mode=False, no_log_values=None):
+    """One deploy for the deploy module: target ``params['target']`` (among ``plugins``, else
+    among the connectors installed on this host) with ``params['target_options']`` checked
+    against the target's ``option_spec()``; errors about them name ``target_options.<name>``.
+
+    The target class tells which per-certificate options it reads (``certificate_options``);
+    ``verify`` for a target without a live endpoint is ignored with a warning."""
+    name = params.get('target')
+    cls = target_class(name, plugins, discover=True)
+    own = target_option_spec(cls)
+    given = params.get('target_options')
+    if own is not None and isinstance(given, dict):
+        for key in sorted(given):
+            if key not in own and key in params:
+                raise ConfigError('%s is an option of this module, not of the %s target' % (key, name),
+                                  option='target_options.%s' % key,
+                                  fix='move %s out of target_options, to the top level of the task' % key)
+    own = own or {}
+    warnings = []
+    try:
+        options = check_target_options(cls, params.get('target_options'), 'target_options', no_log_values)
+        options.update(target_options_from_params(params))
+        target = cls(options, runner)
+        keys = tuple(getattr(cls, 'certificate_options', None) or VERIFY_CERTIFICATE_OPTIONS)
+        if 'verify' not in keys and _asks_verify(params):
+            warnings.append('verify is ignored: the %s target has no live endpoint to check' % name)
+        result = deploy(target, requests_from_params(params, keys), check_mode=check_mode)
+    except CertforgeError as exc:
+        raise _under('target_options', exc, own)
+    if hasattr(target, 'started'):
+        result['started'] = bool(target.started)
+    result['warnings'] = warnings + result['warnings']
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,7 +361,7 @@ def _count_certificates(path):
         return 0
     try:
         with open(path, 'rb') as handle:
-            return handle.read().count(b'-----BEGIN CERTIFICATE-----')
+            return cx509.pem_labels(handle.read()).count('CERTIFICATE')
     except OSError:
         return 0
 
@@ -347,6 +371,15 @@ class FilesTarget(TargetConnector):
     ``verify`` re-reads what was written."""
 
     name = 'files'
+    #: the per-certificate options this target reads (``DeployRequest.options``)
+    certificate_options = CERTIFICATE_OPTIONS
+
+    @classmethod
+    def option_spec(cls):
+        """Argument spec of the target's own options (``target_options`` of the deploy module).
+        The file options (backup_dir, backup_retention) are top-level options of every deploy
+        module; the files target has no other."""
+        return {}
 
     def __init__(self, options=None, runner=None):
         super(FilesTarget, self).__init__(options, runner)
@@ -453,15 +486,16 @@ class FilesTarget(TargetConnector):
     def _inspect(self, plan, leaf, chain, opt, changes):
         """Parse what will be written (diff facts), check leaf order and the key: before any write."""
         request = plan.request
-        cert = load_certificate(leaf, opt('certificate'))
-        chain_certs = [load_certificate(pem, opt('chain')) for pem in chain]
-        if _is_ca(cert) and chain_certs and not all(_is_ca(c) for c in chain_certs):
+        cert = cx509.load_certificate(leaf, option=opt('certificate'))
+        chain_certs = [cx509.load_certificate(pem, option=opt('chain')) for pem in chain]
+        facts = cx509.cert_facts(cert)
+        if facts['is_ca'] and chain_certs and not all(cx509.cert_facts(c)['is_ca'] for c in chain_certs):
             raise ConfigError('the first certificate is a CA certificate but a later one is not',
                               option=opt('certificate'),
                               fix='put the leaf (server) certificate first, then its issuers')
         if request.key_path:
             check_key_matches(cert, request.key_path, opt('key_path'))
-        after = certificate_facts(cert)
+        after = certificate_facts(cert, facts)
         after['chain_length'] = len(chain_certs)
         before = self._current_facts(plan)
         after['files'] = dict(
@@ -492,9 +526,8 @@ class FilesTarget(TargetConnector):
                 continue
             try:
                 with open(path, 'rb') as handle:
-                    text = handle.read().decode('ascii', 'replace')
-                current = split_certificates(text, key)
-                before = certificate_facts(load_certificate(current[0], key))
+                    current = cx509.load_certificates(handle.read().decode('ascii', 'replace'), option=key)
+                before = certificate_facts(current[0])
                 before['chain_length'] = len(current) - 1 if key == 'fullchain_path' \
                     else _count_certificates(opts.get('chain_path'))
             except (CertforgeError, OSError):

@@ -5,7 +5,9 @@
 
 * validate: ``validate_command`` (argv list, default ``[nginx, -t]``) after the files are in
   place (nginx -t reads the certificate files, so it must run after the write);
-* reload: ``reload_command`` (default ``[nginx, -s, reload]``), once per deploy;
+* reload: ``reload_command`` (default ``[nginx, -s, reload]``), once per deploy; with
+  ``pid_file`` set and no live process behind it (missing file, stale PID), ``start_command``
+  instead: the first deploy to a host whose nginx could not start without its certificates;
 * verify: a TLS handshake to ``host:port`` with SNI ``server_name``, polled with a deadline until
   the served leaf's serial equals the new one (nginx applies a reload asynchronously).  The
   handshake does not verify the chain: it only reads the serial the server presents.
@@ -17,25 +19,37 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
+import os
 import time
 
+from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError, DeployError, PermanentError
 from ansible_collections.certforge.pki.plugins.module_utils.core.hookspecs import hookimpl
 from ansible_collections.certforge.pki.plugins.module_utils.targets.files import (
-    CERTIFICATE_OPTIONS,
+    DEFAULT_VERIFY_HOST,
+    DEFAULT_VERIFY_TIMEOUT,
+    VERIFY_CERTIFICATE_OPTIONS,
     FilesTarget,
     as_list,
     files_argument_spec,
     requests_from_params as _files_requests_from_params,
-    serial_hex,
     target_options_from_params as _files_target_options,
 )
 
 DEFAULT_VALIDATE_COMMAND = ['nginx', '-t']
 DEFAULT_RELOAD_COMMAND = ['nginx', '-s', 'reload']
-DEFAULT_VERIFY_HOST = '127.0.0.1'
-DEFAULT_VERIFY_TIMEOUT = 10
-NGINX_CERTIFICATE_OPTIONS = CERTIFICATE_OPTIONS + ('verify',)
+NGINX_CERTIFICATE_OPTIONS = VERIFY_CERTIFICATE_OPTIONS
+
+#: The nginx target's own options: top-level options of deploy_nginx, ``target_options`` of
+#: deploy (documented in both modules).
+NGINX_OPTIONS = dict(
+    validate_command=dict(type='raw', default=list(DEFAULT_VALIDATE_COMMAND)),
+    reload_command=dict(type='raw', default=list(DEFAULT_RELOAD_COMMAND)),
+    reload=dict(type='bool', default=True),
+    start_command=dict(type='raw'),
+    pid_file=dict(type='path'),
+)
 _OUTPUT_LIMIT = 4000
 
 
@@ -89,8 +103,46 @@ def fetch_served_certificate(host, port, server_name, timeout):
 
 
 def der_serial(der):
-    from cryptography import x509
-    return x509.load_der_x509_certificate(der).serial_number
+    """Serial number (int) of a DER certificate; ValueError when it does not parse."""
+    try:
+        return cx509.load_certificate(der, option='verify').serial_number
+    except ConfigError as exc:
+        raise ValueError('the endpoint served something that is not a certificate (%s)' % exc.msg)
+
+
+def pid_file_state(pid_file):
+    """``(alive, why)``: whether the process named in ``pid_file`` runs, and the words why.
+
+    Missing file, no number in it, no such process and a zombie all count as not running.  A
+    process of another user (``EPERM``) runs.  A file that exists but cannot be read raises
+    ``DeployError``: nobody can tell, so nothing is started."""
+    try:
+        with open(pid_file, 'rb') as handle:
+            text = handle.read(64).decode('ascii', 'replace').strip()
+    except FileNotFoundError:
+        return False, 'pid_file %s does not exist' % pid_file
+    except OSError as exc:
+        raise DeployError('cannot read pid_file %s (%s)' % (pid_file, exc.strerror or exc), option='pid_file',
+                          fix='run with become, or point pid_file at the file nginx writes (its pid directive)')
+    if not text.isdigit() or int(text) <= 0:
+        return False, 'pid_file %s holds no process id' % pid_file
+    pid = int(text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False, 'pid_file %s names process %d, which does not exist (a stale pid file)' % (pid_file, pid)
+    except PermissionError:
+        pass
+    except OSError as exc:  # EINVAL and the like: the number is no process
+        return False, 'pid_file %s names process %d, which cannot be signalled (%s)' % (pid_file, pid, exc)
+    try:
+        with open('/proc/%d/stat' % pid, 'rb') as handle:
+            stat = handle.read().decode('ascii', 'replace')
+        if stat[stat.rindex(')') + 2:].split()[0] == 'Z':
+            return False, 'pid_file %s names process %d, which has exited (a zombie)' % (pid_file, pid)
+    except (OSError, ValueError, IndexError):  # no /proc here: trust the signal check
+        pass
+    return True, 'process %d from pid_file %s runs' % (pid, pid_file)
 
 
 def wait_for_serial(fetch, expected_serial, timeout, clock=time.monotonic, sleep=time.sleep,
@@ -109,17 +161,17 @@ def wait_for_serial(fetch, expected_serial, timeout, clock=time.monotonic, sleep
             served = serial_of(fetch(max(min(remaining, timeout), 0.1)))
             if served == expected_serial:
                 return served, attempts
-            last = 'serial %s' % serial_hex(served)
+            last = 'serial %s' % cx509.serial_hex(served)
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             last = 'error %s' % (exc,)
         remaining = deadline - clock()
         if remaining <= 0:
             raise DeployError(
                 'the endpoint did not serve serial %s within %ss (%d attempts; last seen: %s)'
-                % (serial_hex(expected_serial), timeout, attempts, last), option=option,
+                % (cx509.serial_hex(expected_serial), timeout, attempts, last), option=option,
                 fix='check that verify host/port/server_name point at the server block using this '
                     'certificate, or raise verify.timeout',
-                details={'expected_serial': serial_hex(expected_serial), 'last_seen': last,
+                details={'expected_serial': cx509.serial_hex(expected_serial), 'last_seen': last,
                          'attempts': attempts})
         sleep(min(delay, remaining))
         delay = min(delay * 2, 1.0)
@@ -165,9 +217,15 @@ def default_server_name(facts):
 
 
 class NginxTarget(FilesTarget):
-    """Files + ``nginx -t`` + ``nginx -s reload`` + live serial check."""
+    """Files + ``nginx -t`` + ``nginx -s reload`` (or the start command when nginx does not run)
+    + live serial check."""
 
     name = 'nginx'
+    certificate_options = NGINX_CERTIFICATE_OPTIONS
+
+    @classmethod
+    def option_spec(cls):
+        return copy.deepcopy(NGINX_OPTIONS)
 
     def __init__(self, options=None, runner=None):
         super(NginxTarget, self).__init__(options, runner)
@@ -177,6 +235,19 @@ class NginxTarget(FilesTarget):
                                           DEFAULT_RELOAD_COMMAND)
         reload_enabled = self.options.get('reload')
         self.reload_enabled = True if reload_enabled is None else bool(reload_enabled)
+        self.pid_file = self.options.get('pid_file') or None
+        start = self.options.get('start_command')
+        self.start_command = None
+        if start is not None:
+            self.start_command = argv_option(start, 'start_command', ['systemctl', 'start', 'nginx'])
+        if self.pid_file is not None and not os.path.isabs(self.pid_file):
+            raise ConfigError('%s is not an absolute path' % self.pid_file, option='pid_file',
+                              fix='give the absolute path of the file named by the pid directive of nginx')
+        if self.start_command is not None and self.pid_file is None:
+            raise ConfigError('start_command needs pid_file, which tells whether nginx runs', option='start_command',
+                              fix='set pid_file to the file named by the pid directive of nginx, e.g. /run/nginx.pid')
+        #: True once start_command ran in this deploy
+        self.started = False
         self.clock = time.monotonic
         self.sleep = time.sleep
         self.fetch_certificate = fetch_served_certificate
@@ -207,8 +278,14 @@ class NginxTarget(FilesTarget):
         return None
 
     def reload(self, applied):
+        """Reload nginx once; start it instead when ``pid_file`` says it does not run.  Returns
+        True when a command ran (a reload or a start)."""
         if not self.reload_enabled:
             return False
+        if self.pid_file is not None:
+            alive, why = pid_file_state(self.pid_file)
+            if not alive:
+                return self._start(why)
         rc, output, details = self._run(self.reload_command, 'reload_command')
         if rc != 0:
             raise DeployError('reload `%s` failed (rc=%s): %s'
@@ -216,6 +293,21 @@ class NginxTarget(FilesTarget):
                               option='reload_command',
                               fix='check that nginx runs and that reload_command reaches it',
                               details=details)
+        return True
+
+    def _start(self, why):
+        if self.start_command is None:
+            raise DeployError('nginx is not running (%s), so it cannot be reloaded' % why, option='pid_file',
+                              fix='start nginx and run again, or give start_command (e.g. [systemctl, start, '
+                                  'nginx]) so the deploy starts it when it does not run',
+                              details={'pid_file': self.pid_file})
+        rc, output, details = self._run(self.start_command, 'start_command')
+        if rc != 0:
+            raise DeployError('nginx is not running (%s) and start `%s` failed (rc=%s): %s'
+                              % (why, ' '.join(self.start_command), rc, output or '(no output)'),
+                              option='start_command',
+                              fix='fix the cause the output above names, or check start_command', details=details)
+        self.started = True
         return True
 
     def verify(self, applied):
@@ -244,39 +336,23 @@ class NginxTarget(FilesTarget):
         served, dummy = wait_for_serial(fetch, expected, settings['timeout'], clock=self.clock,
                                         sleep=self.sleep, serial_of=self.serial_of,
                                         option=prefix + 'verify')
-        return serial_hex(served)
+        return cx509.serial_hex(served)
 
 
 # ---------------------------------------------------------------------------------------------
 # module glue
 # ---------------------------------------------------------------------------------------------
 
-def _verify_suboptions(with_defaults):
-    return dict(
-        host=dict(type='str', default=DEFAULT_VERIFY_HOST if with_defaults else None),
-        port=dict(type='int'),
-        server_name=dict(type='str'),
-        timeout=dict(type='float', default=DEFAULT_VERIFY_TIMEOUT if with_defaults else None),
-    )
-
-
 def nginx_argument_spec():
-    spec = files_argument_spec()
-    spec['certificates']['options']['verify'] = dict(type='dict', options=_verify_suboptions(False))
-    spec.update(
-        verify=dict(type='dict', options=_verify_suboptions(True)),
-        validate_command=dict(type='raw', default=list(DEFAULT_VALIDATE_COMMAND)),
-        reload_command=dict(type='raw', default=list(DEFAULT_RELOAD_COMMAND)),
-        reload=dict(type='bool', default=True),
-    )
+    """Argument spec of deploy_nginx: the shared deploy options, verify, and the nginx options."""
+    spec = files_argument_spec(verify=True)
+    spec.update(NginxTarget.option_spec())
     return spec
 
 
 def target_options_from_params(params):
     options = _files_target_options(params)
-    options.update(validate_command=params.get('validate_command'),
-                   reload_command=params.get('reload_command'),
-                   reload=params.get('reload'))
+    options.update((key, params.get(key)) for key in NGINX_OPTIONS)
     return options
 
 

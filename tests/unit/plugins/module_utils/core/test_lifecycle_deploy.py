@@ -211,6 +211,54 @@ def test_key_mismatch_refused_before_writing(tmp_path, ca, key_file):
     assert not path.exists()
 
 
+@pytest.mark.parametrize('content, words', [
+    ('encrypted', 'is encrypted'),
+    ('certificate', 'holds a certificate, not a private key'),
+    ('garbage', 'is not a private key'),
+])
+def test_unusable_key_file_is_refused_by_name(tmp_path, ca, key_file, content, words):
+    key, dummy = key_file
+    leaf = ca.issue('a.test', key, 0x10)
+    bad = tmp_path / 'bad.key'
+    if content == 'encrypted':
+        bad.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.BestAvailableEncryption(b'unit-test-passphrase')))
+    elif content == 'certificate':
+        bad.write_text(leaf)
+    else:
+        bad.write_bytes(b'\x00\x01 not a key')
+    path = tmp_path / 'cert.pem'
+    with pytest.raises(ConfigError) as info:
+        deploy(FilesTarget({}), requests_from_params(params(certificate=leaf, certificate_path=str(path),
+                                                            key_path=str(bad))))
+    assert info.value.option == 'key_path' and words in str(info.value) and str(bad) in str(info.value)
+    assert 'passphrase' not in str(info.value)           # the deploy modules have no passphrase option
+    assert not path.exists()
+
+
+def test_same_certificate_with_other_line_breaks_is_no_change(tmp_path, ca, key_file):
+    leaf = ca.issue('a.test', key_file[0], 0x10)
+    path = str(tmp_path / 'cert.pem')
+    deploy(FilesTarget({}), requests_from_params(params(certificate=leaf, certificate_path=path)))
+    lines = leaf.strip().splitlines()
+    rewrapped = '\r\n'.join([lines[0], ''.join(lines[1:-1]), lines[-1]]) + '\r\n'
+    result = deploy(FilesTarget({}), requests_from_params(params(certificate='  ' + rewrapped,
+                                                                 certificate_path=path)))
+    assert result['changed'] is False
+    with open(path) as handle:
+        assert handle.read() == leaf
+
+
+def test_before_facts_read_a_file_that_also_holds_the_key(tmp_path, ca, key_file):
+    key, key_path = key_file
+    path = tmp_path / 'combined.pem'
+    path.write_text(ca.issue('a.test', key, 0x10) + open(key_path).read())
+    result = deploy(FilesTarget({}), requests_from_params(params(certificate=ca.issue('a.test', key, 0x11),
+                                                                 certificate_path=str(path))), check_mode=True)
+    assert result['diff']['before']['combined']['serial'] == '10'
+    assert 'PRIVATE' not in repr(result)
+
+
 def test_private_key_in_certificate_is_refused_without_echo(tmp_path, key_file):
     key_pem = open(key_file[1]).read()
     with pytest.raises(ConfigError) as info:

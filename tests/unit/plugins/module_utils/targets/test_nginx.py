@@ -2,7 +2,10 @@ import datetime
 import os
 import socket
 import ssl
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 from cryptography import x509
@@ -11,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError, DeployError
+from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import deploy
 from ansible_collections.certforge.pki.plugins.module_utils.core.model import DeployRequest
 from ansible_collections.certforge.pki.plugins.module_utils.core.registry import Registry
 from ansible_collections.certforge.pki.plugins.module_utils.targets import files as files_target
@@ -21,6 +25,7 @@ from ansible_collections.certforge.pki.plugins.module_utils.targets.nginx import
     default_server_name,
     der_serial,
     fetch_served_certificate,
+    pid_file_state,
     verify_settings,
     wait_for_serial,
 )
@@ -260,3 +265,156 @@ def test_target_verify_end_to_end_against_tls_server(tls_server, tmp_path):
     assert target.verify(applied) == 'B2'
     assert names[-1] == 'b.test'
     assert os.path.exists(str(tmp_path / 'b-deployed.crt'))
+
+
+# -- not running: pid_file and start_command ---------------------------------------------------
+
+def _dead_pid():
+    """A process id no process can have (above the kernel's pid_max)."""
+    try:
+        with open('/proc/sys/kernel/pid_max') as handle:
+            return int(handle.read()) + 1
+    except OSError:
+        return 2 ** 22 + 1
+
+
+def _poll(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, 'condition not met within %ss' % timeout
+        time.sleep(0.01)
+
+
+def test_pid_file_state(tmp_path):
+    pid_file = tmp_path / 'nginx.pid'
+    alive, why = pid_file_state(str(pid_file))
+    assert alive is False and 'does not exist' in why
+    pid_file.write_text('')                                  # what nginx -t leaves behind
+    assert pid_file_state(str(pid_file)) == (False, 'pid_file %s holds no process id' % pid_file)
+    pid_file.write_text('%d\n' % _dead_pid())
+    alive, why = pid_file_state(str(pid_file))
+    assert alive is False and 'stale' in why
+    pid_file.write_text('%d\n' % os.getpid())
+    assert pid_file_state(str(pid_file))[0] is True
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc/self'), reason='needs /proc')
+def test_pid_file_state_zombie_is_not_running(tmp_path):
+    child = subprocess.Popen([sys.executable, '-c', 'pass'])
+    try:
+        _poll(lambda: _state(child.pid) == 'Z')
+        pid_file = tmp_path / 'nginx.pid'
+        pid_file.write_text('%d\n' % child.pid)
+        alive, why = pid_file_state(str(pid_file))
+        assert alive is False and 'zombie' in why
+    finally:
+        child.wait()
+
+
+def _state(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    return data[data.rindex(')') + 2:].split()[0]
+
+
+def test_pid_file_unreadable_is_a_deploy_error(tmp_path):
+    with pytest.raises(DeployError) as info:
+        pid_file_state(str(tmp_path))          # a directory: exists, cannot be read as a file
+    assert info.value.option == 'pid_file'
+
+
+def test_running_nginx_is_reloaded_not_started(tmp_path):
+    pid_file = tmp_path / 'nginx.pid'
+    pid_file.write_text('%d\n' % os.getpid())
+    runner = FakeRunner()
+    target = NginxTarget({'pid_file': str(pid_file), 'start_command': ['systemctl', 'start', 'nginx']}, runner)
+    assert target.reload([]) is True
+    assert runner.calls == [['nginx', '-s', 'reload']] and target.started is False
+
+
+@pytest.mark.parametrize('content', [None, 'stale'])
+def test_nginx_not_running_is_started(tmp_path, content):
+    pid_file = tmp_path / 'nginx.pid'
+    if content:
+        pid_file.write_text('%d\n' % _dead_pid())
+    runner = FakeRunner()
+    target = NginxTarget({'pid_file': str(pid_file), 'start_command': ['systemctl', 'start', 'nginx']}, runner)
+    assert target.reload([]) is True
+    assert runner.calls == [['systemctl', 'start', 'nginx']] and target.started is True
+
+
+def test_nginx_not_running_without_start_command_fails_clearly(tmp_path):
+    runner = FakeRunner()
+    target = NginxTarget({'pid_file': str(tmp_path / 'nginx.pid')}, runner)
+    with pytest.raises(DeployError) as info:
+        target.reload([])
+    assert runner.calls == []
+    assert info.value.option == 'pid_file'
+    assert 'nginx is not running' in str(info.value) and 'start_command' in info.value.fix
+
+
+def test_failing_start_command_carries_its_output(tmp_path):
+    runner = FakeRunner((1, '', 'nginx: [emerg] cannot load certificate "/etc/nginx/tls/x.crt"'))
+    target = NginxTarget({'pid_file': str(tmp_path / 'nginx.pid'), 'start_command': ['nginx']}, runner)
+    with pytest.raises(DeployError) as info:
+        target.reload([])
+    assert info.value.option == 'start_command' and 'cannot load certificate' in str(info.value)
+    assert target.started is False
+
+
+def test_reload_false_neither_reloads_nor_starts(tmp_path):
+    runner = FakeRunner()
+    target = NginxTarget({'reload': False, 'pid_file': str(tmp_path / 'nginx.pid'), 'start_command': ['nginx']},
+                         runner)
+    assert target.reload([]) is False and runner.calls == []
+
+
+@pytest.mark.parametrize('options, option', [
+    ({'start_command': ['nginx']}, 'start_command'),                          # needs pid_file
+    ({'start_command': 'systemctl start nginx', 'pid_file': '/run/nginx.pid'}, 'start_command'),
+    ({'pid_file': 'run/nginx.pid'}, 'pid_file'),
+])
+def test_start_options_are_checked(options, option):
+    with pytest.raises(ConfigError) as info:
+        NginxTarget(options, FakeRunner())
+    assert info.value.option == option
+
+
+def test_option_spec_is_the_module_argument_spec():
+    spec = NginxTarget.option_spec()
+    assert sorted(spec) == ['pid_file', 'reload', 'reload_command', 'start_command', 'validate_command']
+    module_spec = nginx_target.nginx_argument_spec()
+    assert all(module_spec[key] == value for key, value in spec.items())
+    spec['reload']['default'] = False                         # a copy: the next caller is unaffected
+    assert NginxTarget.option_spec()['reload']['default'] is True
+    assert files_target.FilesTarget.option_spec() == {}
+
+
+def _deploy_request(tmp_path, serial):
+    cert, dummy = self_signed('www.test', serial)
+    return DeployRequest(name='www', certificate_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+                         options={'certificate_path': str(tmp_path / 'www.crt'), 'option_prefix': ''})
+
+
+def test_first_deploy_starts_nginx_through_the_sequence(tmp_path):
+    runner = FakeRunner()
+    target = NginxTarget({'pid_file': str(tmp_path / 'nginx.pid'), 'start_command': ['nginx']}, runner)
+    result = deploy(target, [_deploy_request(tmp_path, 0x51)])
+    assert result['changed'] is True and result['reloaded'] is True and target.started is True
+    assert runner.calls == [['nginx', '-t'], ['nginx']]
+    assert (tmp_path / 'www.crt').exists()
+
+
+def test_not_running_without_start_command_rolls_back(tmp_path):
+    runner = FakeRunner()
+    target = NginxTarget({'pid_file': str(tmp_path / 'nginx.pid')}, runner)
+    with pytest.raises(DeployError) as info:
+        deploy(target, [_deploy_request(tmp_path, 0x52)])
+    assert runner.calls == [['nginx', '-t']]                 # never a reload of a server that does not run
+    assert info.value.option == 'pid_file'
+    assert 'reload failed: nginx is not running' in info.value.msg
+    assert info.value.details['rolled_back'] is True
+    assert not (tmp_path / 'www.crt').exists()               # the new file is gone again

@@ -1,0 +1,269 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) certforge.pki contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: deploy
+short_description: Deploy certificates to any target, test the server configuration, reload once and check the live endpoint
+version_added: 0.1.0
+description:
+  - Deploys certificates through the target connector named by O(target) - V(files), V(nginx), or a
+    target another package provides - so a playbook or role deploys to any server without changing.
+  - The target writes the certificate (leaf), its chain and/or a fullchain file (leaf followed by the
+    chain) with the given owner, group and mode, each atomically (temporary file in the same directory,
+    created with the final mode from its first byte, fsync, rename). All files of one call, including
+    every certificate of O(certificates), are one transaction.
+  - Every file that is replaced is first backed up byte-exact (content, mode, owner, group); see
+    O(backup_dir) and O(backup_retention).
+  - When O(key_path) is given, the certificate is checked against that private key before anything is
+    written. The key is only read for this check; it is never written, copied or returned.
+  - Nothing is written when the files already hold the same bytes, mode and ownership; this path does
+    not even import C(cryptography), and no server is reloaded.
+  - Then the target tests the server configuration, reloads the server once and checks with O(verify)
+    that the live endpoint serves the new serial, as far as it has a server. If any of that fails, every
+    file is restored byte-exact and the server is reloaded again, so the previous certificate keeps
+    serving; the task fails with the command output.
+  - The same options with M(certforge.pki.deploy_files) and M(certforge.pki.deploy_nginx) are the
+    same as O(target=files) and O(target=nginx) here; those modules take the target's own options at the
+    top level instead of in O(target_options).
+author: certforge.pki contributors (@certforge)
+requirements:
+  - cryptography >= 3.3 on the managed host (only when files change)
+  - pluggy on the managed host for targets that other packages provide
+extends_documentation_fragment:
+  - certforge.pki.attributes
+  - certforge.pki.attributes.actiongroup_deploy
+  - certforge.pki.deploy
+  - certforge.pki.deploy.verify
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Check mode plans and diffs; it writes nothing and runs no command.
+  diff_mode:
+    support: full
+    details:
+      - The diff shows parsed facts of the deployed and the new certificate (subject, issuer, SANs, serial,
+        validity, SHA-256 fingerprint) and file modes, never key material.
+  idempotent:
+    support: full
+    details:
+      - For the built-in targets. A target another package provides decides for itself.
+options:
+  target:
+    description:
+      - The target connector that deploys.
+      - V(files) writes the files only (no server, so O(verify) is ignored with a warning).
+      - V(nginx) writes the files, tests the nginx configuration, reloads nginx once (or starts it, see
+        O(target_options)), checks the live endpoint and rolls back on failure.
+      - Any other name is looked up among the target connectors installed on the managed host (Python
+        entry point group C(certforge.pki)); the error lists the names there are.
+    type: str
+    required: true
+  target_options:
+    description:
+      - The options of the target itself, checked against that target's own options before anything is
+        written; an unknown or bad one fails naming C(target_options.<name>).
+      - V(files) has none (the file options are top-level options of this module).
+      - "V(nginx) takes the options of M(certforge.pki.deploy_nginx) that are not file or certificate options:"
+      - C(validate_command) - command that tests the nginx configuration, as an argv list (no shell).
+        Runs after the files are written, since C(nginx -t) reads them. Default V([nginx, -t]). For an nginx
+        started with its own configuration, pass the same C(-c), C(-p) and C(-e) options.
+      - C(reload_command) - command that reloads nginx, as an argv list, for example
+        V([systemctl, reload, nginx]). Runs once per call, only when files changed. Default
+        V([nginx, -s, reload]). A string such as V(nginx -s reload) is refused.
+      - C(reload) - whether to reload nginx after a successful configuration test (boolean, default
+        V(true)). With V(false), O(verify) is skipped with a warning and nginx is not started either.
+      - C(pid_file) - absolute path of the pid file of nginx (its C(pid) directive, often
+        C(/run/nginx.pid)). When set, the module checks before the reload whether the process it names
+        runs; when it does not (no file, no number in it, no such process), C(start_command) runs instead
+        of C(reload_command). Without C(start_command) the task fails saying that nginx is not running,
+        and the files are rolled back.
+      - C(start_command) - command that starts nginx when C(pid_file) says it does not run, as an argv list,
+        for example V([systemctl, start, nginx]); needs C(pid_file). This is the first deploy to a host
+        whose nginx could not start while its configuration named certificate files that did not exist
+        yet.
+      - A target another package provides documents its own options.
+    type: dict
+    default: {}
+notes:
+  - The private key is not written by this module. Create it on the host first (mode C(0600)) and point
+    the server configuration at it; O(key_path) checks that certificate and key belong together.
+  - Targets from other packages run on the managed host, so their package must be installed for the
+    Python interpreter Ansible uses there. Built-in target names never look at installed packages.
+  - The values of target options that a target marks as secret are masked in the task result.
+seealso:
+  - module: certforge.pki.deploy_files
+  - module: certforge.pki.deploy_nginx
+'''
+
+EXAMPLES = r'''
+- name: Deploy to nginx, test the configuration, reload once and check the served serial
+  certforge.pki.deploy:
+    target: nginx
+    target_options:
+      reload_command: [systemctl, reload, nginx]
+    certificate: "{{ issued.certificate }}"
+    chain: "{{ issued.chain }}"
+    fullchain_path: /etc/nginx/tls/www.example.com.crt
+    key_path: /etc/nginx/tls/www.example.com.key
+    verify:
+      port: 443
+      server_name: www.example.com
+
+- name: First deploy to a new host, where nginx could not start without its certificates
+  certforge.pki.deploy:
+    target: nginx
+    target_options:
+      pid_file: /run/nginx.pid
+      start_command: [systemctl, start, nginx]
+      reload_command: [systemctl, reload, nginx]
+    certificate: "{{ issued.certificate }}"
+    fullchain_path: /etc/nginx/tls/www.example.com.crt
+    key_path: /etc/nginx/tls/www.example.com.key
+    verify:
+      port: 443
+
+- name: The target is a variable; every certificate of the host in one call
+  certforge.pki.deploy:
+    target: "{{ tls_target | default('files') }}"
+    target_options: "{{ tls_target_options | default({}) }}"
+    group: ssl-cert
+    mode: '0644'
+    certificates:
+      - name: www
+        certificate: "{{ certs.www }}"
+        fullchain_path: /etc/ssl/www/fullchain.pem
+        key_path: /etc/ssl/www/privkey.pem
+      - name: api
+        certificate: "{{ certs.api }}"
+        fullchain_path: /etc/ssl/api/fullchain.pem
+        key_path: /etc/ssl/api/privkey.pem
+  register: deployed
+
+- name: Show why something changed
+  ansible.builtin.debug:
+    var: deployed.changed_reasons
+'''
+
+RETURN = r'''
+changed_reasons:
+  description: Why files changed (or would change in check mode), one line per file.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "www: certificate /etc/ssl/www/cert.pem: serial 3A9F01 -> 7C0B12"
+    - "www: chain /etc/ssl/www/chain.pem: new file"
+files:
+  description: Paths written (in check mode, the paths that would be written).
+  returned: always
+  type: list
+  elements: str
+  sample: [/etc/ssl/www/cert.pem, /etc/ssl/www/chain.pem]
+backups:
+  description: For every path written, its backup file, or V(null) when the file did not exist before.
+  returned: always
+  type: dict
+  sample: {/etc/ssl/www/cert.pem: /etc/ssl/www/.certforge-backup/cert.pem.20260125T101500.123456Z.bak}
+reloaded:
+  description:
+    - Whether the target reloaded its server (once per call, only when files changed).
+    - Always V(false) for O(target=files). For O(target=nginx) also V(true) when nginx did not run and
+      C(start_command) started it (see RV(started)).
+  returned: always
+  type: bool
+  sample: true
+started:
+  description: Whether the server did not run and the target started it (O(target=nginx) with C(start_command)).
+  returned: when the target can start its server (O(target=nginx))
+  type: bool
+  sample: false
+verified:
+  description: Serial the live endpoint served after the reload, per certificate name with O(verify). Empty for O(target=files).
+  returned: always
+  type: dict
+  sample: {www: 7C0B12, api: 1F00A3}
+certificates:
+  description: Per certificate name, whether it changed, the files concerned and the new certificate's serial and expiry.
+  returned: always
+  type: dict
+  sample:
+    www:
+      changed: true
+      files: [/etc/ssl/www/cert.pem]
+      unchanged: [/etc/ssl/www/chain.pem]
+      reasons: ["www: certificate /etc/ssl/www/cert.pem: serial 3A9F01 -> 7C0B12"]
+      serial: 7C0B12
+      not_after: "2026-04-25T10:15:00Z"
+diff:
+  description: Parsed facts before and after, per certificate name (only certificates that change).
+  returned: always
+  type: dict
+  contains:
+    before:
+      description: Facts of the certificate deployed now.
+      type: dict
+      returned: always
+    after:
+      description: Facts of the certificate being deployed.
+      type: dict
+      returned: always
+  sample:
+    before:
+      www: {subject: CN=www.example.com, serial: 3A9F01, not_after: "2026-02-01T00:00:00Z"}
+    after:
+      www:
+        subject: CN=www.example.com
+        issuer: CN=Example Issuing CA
+        subject_alt_names: ["DNS:www.example.com"]
+        serial: 7C0B12
+        not_before: "2026-01-25T10:15:00Z"
+        not_after: "2026-04-25T10:15:00Z"
+        fingerprint_sha256: "AB:CD:..."
+        chain_length: 1
+        files: {/etc/ssl/www/cert.pem: {mode: '0644'}}
+'''
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
+from ansible_collections.certforge.pki.plugins.module_utils.core.errors import CertforgeError
+from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import ModuleRunner
+from ansible_collections.certforge.pki.plugins.module_utils.targets import files as files_target
+from ansible_collections.certforge.pki.plugins.module_utils.targets import nginx as nginx_target
+
+#: The built-in targets, imported by name so AnsiballZ ships them.
+PLUGINS = (files_target.plugin, nginx_target.plugin)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=files_target.deploy_argument_spec(),
+        mutually_exclusive=[('certificate', 'certificates')],
+        required_one_of=[('certificate', 'certificates')],
+        supports_check_mode=True,
+    )
+    secrets = set()
+    try:
+        result = files_target.deploy_from_params(module.params, PLUGINS, ModuleRunner(module),
+                                                 check_mode=module.check_mode, no_log_values=secrets)
+    except ImportError as exc:
+        module.fail_json(msg=missing_required_lib(getattr(exc, 'name', None) or cx509.CRYPTOGRAPHY_REQUIREMENT),
+                         exception=cx509.CRYPTOGRAPHY_IMP_ERR)
+    except CertforgeError as exc:
+        module.no_log_values.update(secrets)
+        module.fail_json(**exc.to_result())
+    module.no_log_values.update(secrets)
+    for warning in result.pop('warnings', []):
+        module.warn(warning)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
