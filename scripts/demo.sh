@@ -17,7 +17,7 @@ stop_nginx() {
   fi
 }
 trap stop_nginx EXIT
-playbook=(ansible-playbook -i localhost, playbooks/demo.yml)
+playbook=(ansible-playbook -i "localhost," playbooks/demo.yml)
 
 echo "=== demo: first run ==="
 "${playbook[@]}"

@@ -75,7 +75,7 @@ def test_issue_deploy_verify_then_noop_then_renew(make_nginx, run_playbook, tmp_
     env = {'CERTFORGE_ORDER_STORE': str(tmp_path / 'orders')}
 
     first = run_playbook(_play(tmp_path, server), env=env)
-    assert first.rc == 0, first
+    assert first.rc == 0, str(first)
     for name in NAMES:
         leaf = os.path.join(server.cert_dir, name + '.leaf.pem')
         serial = _leaf_serial(leaf)
@@ -86,31 +86,32 @@ def test_issue_deploy_verify_then_noop_then_renew(make_nginx, run_playbook, tmp_
                               '-untrusted', os.path.join(server.cert_dir, name + '.chain.pem'), leaf],
                              capture_output=True, text=True, check=False)
         assert out.returncode == 0, out.stdout + out.stderr
-    deployed = first.task('Deploy what changed, validate, reload once and verify')
+    deployed = first.task('certforge.pki.certificate : Deploy what changed, validate, reload once and verify')
     assert deployed['changed'] and deployed['reloaded']
     workers = server.stable_workers()
     reloads = server.reload_count()
 
     # nothing due: changed=0, and nginx was not reloaded (its workers and log say so)
     second = run_playbook(_play(tmp_path, server), env=env)
-    assert second.rc == 0, second
+    assert second.rc == 0, str(second)
     assert second.stats['localhost']['changed'] == 0, second
     assert server.stable_workers() == workers
     assert server.reload_count() == reloads
 
     # check mode with a renewal due: reported, nothing on disk changes
-    files = [os.path.join(server.cert_dir, f) for f in os.listdir(server.cert_dir)]
+    files = [os.path.join(server.cert_dir, f) for f in os.listdir(server.cert_dir)
+             if os.path.isfile(os.path.join(server.cert_dir, f))]
     before = _snapshot(files)
     check = run_playbook(_play(tmp_path, server, certificate_renew_before_days=365), env=env, check=True)
-    assert check.rc == 0, check
-    issued = check.task('Issue or renew on the controller')
+    assert check.rc == 0, str(check)
+    issued = check.task('certforge.pki.certificate : Issue or renew on the controller')
     assert all(r['renewal_reasons'] == ['inside_window'] for r in issued['results'])
     assert _snapshot(files) == before
 
     # renewal inside the window: new serials are served
     old = {n: _leaf_serial(os.path.join(server.cert_dir, n + '.leaf.pem')) for n in NAMES}
     third = run_playbook(_play(tmp_path, server, certificate_renew_before_days=365), env=env)
-    assert third.rc == 0, third
+    assert third.rc == 0, str(third)
     for name in NAMES:
         new = _leaf_serial(os.path.join(server.cert_dir, name + '.leaf.pem'))
         assert new != old[name]
@@ -127,8 +128,8 @@ def test_broken_nginx_config_rolls_back(make_nginx, run_playbook, tmp_path):
         f.write('this is not nginx syntax;\n')
     result = run_playbook(_play(tmp_path, server), env=env)
     assert result.rc != 0
-    assert result.status('Deploy what changed, validate, reload once and verify') == 'failed'
-    failed = result.task('Deploy what changed, validate, reload once and verify')
+    assert result.status('certforge.pki.certificate : Deploy what changed, validate, reload once and verify') == 'failed'
+    failed = result.task('certforge.pki.certificate : Deploy what changed, validate, reload once and verify')
     assert 'not nginx syntax' in failed['msg'] or 'unknown directive' in failed['msg']
     assert _snapshot(files) == before
     for name in NAMES:
@@ -180,7 +181,7 @@ def test_revoked_serial_in_crl(run_playbook, tmp_path):
         """)
     result = run_playbook(play, extra_vars={'d': str(tmp_path)},
                           env={'CERTFORGE_ORDER_STORE': str(tmp_path / 'orders')})
-    assert result.rc == 0, result
+    assert result.rc == 0, str(result)
     serial = result.task('Sign')['serial']
     text = subprocess.run(['openssl', 'crl', '-in', str(tmp_path / 'ca.crl'), '-noout', '-text'],
                           capture_output=True, text=True, check=True).stdout
@@ -248,7 +249,7 @@ def test_third_party_connector_from_entry_point(run_playbook, tmp_path):
         """)
     result = run_playbook(play, extra_vars={'d': str(tmp_path)},
                           env={'PYTHONPATH': str(site), 'CERTFORGE_ORDER_STORE': str(tmp_path / 'orders')})
-    assert result.rc == 0, result
+    assert result.rc == 0, str(result)
     issued = result.task('Issue through the entry-point connector')
     assert issued['issuer'] == 'stamping_ca'
     assert issued['order_id'].startswith('stamp-')
