@@ -204,7 +204,7 @@ def main():
         out = os.path.join(WORK, 'cc-%d' % counter['cc'])
         shutil.rmtree(out, ignore_errors=True)
         return run_play(base_bin, 'community.crypto first', CC_PLAY, {'outdir': out, 'n': N},
-                        lambda c: c >= 3 * N)
+                        lambda c: c == 7)
 
     ours_dirs = []
 
