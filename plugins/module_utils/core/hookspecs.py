@@ -106,6 +106,11 @@ class IssuerConnector:
         """One status/collect check; return the updated ``model.Order``."""
         raise NotImplementedError
 
+    def check(self, request):
+        """Optional: raise ConfigError/PolicyError for a request the CA would refuse, with no
+        side effect.  Called before the order intent is recorded, so bad input leaves no trace."""
+        return None
+
     def revoke(self, revocation):
         """Revoke (``model.Revocation``)."""
         raise NotImplementedError

@@ -20,7 +20,7 @@ import uuid
 
 from ansible_collections.certforge.pki.plugins.module_utils.core import polling, renewal
 from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
-from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError
+from ansible_collections.certforge.pki.plugins.module_utils.core.errors import AuthError, ConfigError, PolicyError
 from ansible_collections.certforge.pki.plugins.module_utils.core.model import (
     ORDER_ISSUED, ORDER_PENDING, CertificateRequest, Event)
 from ansible_collections.certforge.pki.plugins.module_utils.core.orders import (
@@ -86,6 +86,9 @@ def issue(registry, connector, request, current_pem=None, policy=None, store_pat
         return result
 
     registry.check_request(request, connector)
+    precheck = getattr(connector, 'check', None)
+    if precheck is not None:
+        precheck(request)     # the connector refuses what it can before anything is recorded
     store = OrderStore(order_store_path(store_path))
     key = order_key(connector.name, request.name)
     fingerprint = request_fingerprint(request)
@@ -105,9 +108,16 @@ def issue(registry, connector, request, current_pem=None, policy=None, store_pat
                 result['recovered'] = True
         if order is None:
             request.token = request.token or uuid.uuid4().hex
+            previous = store.load(key)
             store.record_intent(key, fingerprint, request.token, connector.name,
                                 {'name': request.name, 'reasons': reasons})
-            order = connector.submit(request)
+            try:
+                order = connector.submit(request)
+            except (AuthError, ConfigError, PolicyError):
+                # refused outright: nothing was ordered, so leave no intent behind.  Anything
+                # else (a lost answer, a timeout) keeps the intent for find_orders next time.
+                store.restore(key, previous)
+                raise
         store.record_submitted(key, order)
 
         def check():

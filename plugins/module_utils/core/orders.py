@@ -452,6 +452,14 @@ class OrderStore:
             record.updated = _now()
             return self._write(record)
 
+    def restore(self, key, record):
+        """Put back ``record`` (an earlier ``load(key)``), or remove the key when it was None:
+        undoes an intent the CA refused outright."""
+        with self.lock(key):
+            if record is None:
+                return self.forget(key)
+            return self._write(record)
+
     def forget(self, key):
         """Remove the record of ``key``; True when there was one."""
         with self.lock(key):

@@ -234,19 +234,9 @@ class LocalCA:
         lib = _c()
         x509, rsa = lib.x509, lib.rsa
         warn = warn or (lambda msg: None)
-        if profile not in PROFILES:
-            raise ConfigError('unknown profile %r' % (profile,), option='profile',
-                              fix='use one of %s' % ', '.join(sorted(PROFILES)))
+        csr, sans = check_request(csr_pem, profile, validity_days, allowed_domains, allow_wildcards)
         prof = PROFILES[profile]
-        csr = cx509.load_csr(csr_pem, option='csr')
-        cx509.verify_csr_signature(csr, option='csr')
-        sans = cx509.san_list(csr)
-        check_sans(sans, prof, profile, allowed_domains, allow_wildcards)
-
         now = now or utcnow()
-        if validity_days is None or validity_days <= 0:
-            raise ConfigError('must be a positive number of days', option='validity_days',
-                              fix='e.g. validity_days: 90')
         if max_ttl_days and validity_days > max_ttl_days:
             warn('validity_days %s is above max_ttl_days %s: capped to %s days'
                  % (validity_days, max_ttl_days, max_ttl_days))
@@ -320,6 +310,21 @@ class LocalCA:
             if (token and record.get('token') == token) or (name and not token and record.get('name') == name):
                 out.append(record)
         return sorted(out, key=lambda r: r.get('issued_at', ''))
+
+
+def check_request(csr_pem, profile, validity_days, allowed_domains=None, allow_wildcards=None):
+    """Everything that can refuse a request, with no side effect: returns (csr, sans)."""
+    if profile not in PROFILES:
+        raise ConfigError('unknown profile %r' % (profile,), option='profile',
+                          fix='use one of %s' % ', '.join(sorted(PROFILES)))
+    if validity_days is None or validity_days <= 0:
+        raise ConfigError('must be a positive number of days', option='validity_days',
+                          fix='e.g. validity_days: 90')
+    csr = cx509.load_csr(csr_pem, option='csr')
+    cx509.verify_csr_signature(csr, option='csr')
+    sans = cx509.san_list(csr)
+    check_sans(sans, PROFILES[profile], profile, allowed_domains, allow_wildcards)
+    return csr, sans
 
 
 def normalize_serial(serial):
@@ -626,12 +631,24 @@ class LocalCAIssuer(IssuerConnector):
             self.ca.load(need_key=need_key)
         return self.ca
 
+    def _profile(self, request):
+        return request.profile or self.options.get('profile') or 'tls_server'
+
+    def _validity(self, request):
+        return request.validity_days or self.options.get('validity_days') or 90
+
+    def check(self, request):
+        """Refuse a bad request before anything is recorded (no side effect)."""
+        self._loaded()
+        check_request(request.csr_pem, self._profile(request), self._validity(request),
+                      self.options.get('allowed_domains'), self.options.get('allow_wildcards'))
+
     def submit(self, request):
         ca = self._loaded()
         o = self.options
         cert, record = ca.sign(
-            request.csr_pem, profile=request.profile or o.get('profile') or 'tls_server',
-            validity_days=request.validity_days or o.get('validity_days') or 90,
+            request.csr_pem, profile=self._profile(request),
+            validity_days=self._validity(request),
             max_ttl_days=o.get('max_ttl_days', 397), allowed_domains=o.get('allowed_domains'),
             allow_wildcards=o.get('allow_wildcards'), name=request.name, token=request.token,
             warn=self.warnings.append)

@@ -469,3 +469,14 @@ def test_parallel_forks_for_one_certificate_submit_once(tmp_path):
         proc.join(JOIN_TIMEOUT)
     actions = sorted(queue.get(timeout=JOIN_TIMEOUT) for dummy in procs)
     assert actions == ['resume'] * (WORKERS - 1) + ['submitted']
+
+
+def test_restore_puts_back_or_forgets(tmp_path):
+    store = OrderStore(str(tmp_path / 'store'))
+    store.record_intent('k', 'f1', token='t1')
+    before = store.load('k')
+    store.record_intent('k', 'f2', token='t2')
+    store.restore('k', before)
+    assert store.load('k').token == 't1'
+    store.restore('k', None)
+    assert store.load('k') is None
