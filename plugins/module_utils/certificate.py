@@ -13,7 +13,7 @@ import os
 import re
 
 from ansible_collections.certforge.pki.plugins.module_utils.core import issue as core_issue
-from ansible_collections.certforge.pki.plugins.module_utils.core import polling
+from ansible_collections.certforge.pki.plugins.module_utils.core import files, polling
 from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import RENEWAL_OPTIONS, ArgumentSpec
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError
 from ansible_collections.certforge.pki.plugins.module_utils.core.registry import Registry
@@ -21,6 +21,7 @@ from ansible_collections.certforge.pki.plugins.module_utils.issuers import local
 
 BUILTIN_PLUGINS = (local_ca.PLUGIN,)
 
+READ_FIX = 'check the path (it is read on the controller)'
 SECRET_OPTION = re.compile(r'(pass|secret|token|hmac|password|private_?key)', re.I)
 
 SPEC = ArgumentSpec(
@@ -54,25 +55,15 @@ def secret_values(issuer_options):
     return out
 
 
-def _read_text(path, option):
-    try:
-        with open(path, 'r') as f:
-            return f.read()
-    except (IOError, OSError) as exc:
-        raise ConfigError('cannot read %s: %s' % (path, exc.strerror or exc), option=option,
-                          fix='check the path (it is read on the controller)')
-
-
 def execute(ctx):
     p = ctx.params
-    csr_pem = p['csr'] if p.get('csr') else _read_text(p['csr_path'], 'csr_path')
+    csr_pem = p['csr'] if p.get('csr') else files.read_text(p['csr_path'], 'csr_path', fix=READ_FIX)
     current = p.get('current_certificate') or None
     cert_path = p.get('certificate_path')
     if not current and cert_path and os.path.exists(cert_path):
-        current = _read_text(cert_path, 'certificate_path')
-    if cert_path and not os.path.isdir(os.path.dirname(os.path.abspath(cert_path))):
-        raise ConfigError('the directory of %s does not exist' % cert_path, option='certificate_path',
-                          fix='create the directory first')
+        current = files.read_text(cert_path, 'certificate_path', fix=READ_FIX)
+    if cert_path:
+        files.ensure_parent_dir(cert_path, 'certificate_path')
     registry = Registry(BUILTIN_PLUGINS, load_entry_points=getattr(ctx, 'load_entry_points', False))
     for err in registry.entry_point_errors:
         ctx.warn('a third-party connector could not be loaded: %s' % err)
@@ -93,7 +84,7 @@ def execute(ctx):
                           % (result.get('order_id'), p['wait_timeout']), option='wait_timeout',
                           fix='raise wait_timeout, or drop fail_on_pending to resume on the next run')
     if cert_path and result['changed'] and not ctx.check_mode and result.get('certificate'):
-        local_ca._write_public(cert_path, result['certificate'].encode('ascii'))
+        files.atomic_write(cert_path, result['certificate'].encode('ascii'), mode=0o644)
     if ctx.diff:
         result['diff'] = dict(
             before={'serial': None} if not current else {'certificate': 'present'},

@@ -10,6 +10,7 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.certforge.pki.plugins.module_utils.core import files
 from ansible_collections.certforge.pki.plugins.module_utils.core import issue as core_issue
 from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
 from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import RENEWAL_OPTIONS, ArgumentSpec
@@ -86,22 +87,10 @@ CERT_SPEC = ArgumentSpec(
 CERT_SPEC.update(RENEWAL_OPTIONS)
 
 
-def _read_text(path, option):
-    try:
-        with open(path, 'r') as f:
-            return f.read()
-    except (IOError, OSError) as exc:
-        raise ConfigError('cannot read %s: %s' % (path, exc.strerror or exc), option=option,
-                          fix='check the path and its permissions')
-
-
 def _check_dest_dirs(p):
     for option in ('path', 'chain_path', 'fullchain_path'):
         if p.get(option):
-            parent = os.path.dirname(os.path.abspath(p[option]))
-            if not os.path.isdir(parent):
-                raise ConfigError('the directory %s does not exist' % parent, option=option,
-                                  fix='create the directory first')
+            files.ensure_parent_dir(p[option], option)
 
 
 def execute_local_ca_certificate(ctx):
@@ -118,10 +107,10 @@ def execute_local_ca_certificate(ctx):
     if not p.get('name'):
         raise ConfigError('state=present needs a name for the certificate', option='name',
                           fix='set name, e.g. the host or service name')
-    csr_pem = p['csr'] if p.get('csr') else _read_text(p['csr_path'], 'csr_path')
+    csr_pem = p['csr'] if p.get('csr') else files.read_text(p['csr_path'], 'csr_path')
     current = None
     if p.get('path') and os.path.exists(p['path']):
-        current = _read_text(p['path'], 'path')
+        current = files.read_text(p['path'], 'path')
     registry = Registry([local_ca.PLUGIN])
     request = core_issue.build_request(dict(p, issuer_options={}), csr_pem)
     policy = dict(renew_before_days=p.get('renew_before_days'), renew_at_fraction=p.get('renew_at_fraction'),
@@ -135,7 +124,7 @@ def execute_local_ca_certificate(ctx):
     if result['changed'] and not ctx.check_mode and result.get('certificate'):
         for option, key in (('path', 'certificate'), ('chain_path', 'chain'), ('fullchain_path', 'fullchain')):
             if p.get(option):
-                local_ca._write_public(p[option], result[key].encode('ascii'))
+                files.atomic_write(p[option], result[key].encode('ascii'), mode=0o644)
     if ctx.diff:
         before = {}
         if current:
@@ -152,7 +141,7 @@ def _revoke(ctx, connector):
     if not serial:
         pem = None
         if p.get('path') and os.path.exists(p['path']):
-            pem = _read_text(p['path'], 'path')
+            pem = files.read_text(p['path'], 'path')
         if pem is None:
             raise ConfigError('state=revoked needs the certificate to revoke', option='serial',
                               fix='set serial, or path to the issued certificate')
@@ -194,9 +183,8 @@ def execute_local_ca_crl(ctx):
         raise ConfigError('must be shorter than validity_days', option='renew_before_hours',
                           fix='e.g. 24 hours for a 7-day CRL')
     for option in ('path', 'der_path'):
-        if p.get(option) and not os.path.isdir(os.path.dirname(os.path.abspath(p[option]))):
-            raise ConfigError('the directory of %s does not exist' % p[option], option=option,
-                              fix='create the directory first')
+        if p.get(option):
+            files.ensure_parent_dir(p[option], option)
     ca = local_ca.LocalCA(os.path.expanduser(p['ca_path']), p.get('ca_passphrase'), option='ca_path')
     ca.load(need_key=False)
     needs, reasons = local_ca.crl_status(ca, p['path'], p['renew_before_hours'])
@@ -211,9 +199,9 @@ def execute_local_ca_crl(ctx):
     ca.load(need_key=True)
     from cryptography.hazmat.primitives import serialization
     crl, number = local_ca.build_crl(ca, p['validity_days'])
-    local_ca._write_public(p['path'], crl.public_bytes(serialization.Encoding.PEM))
+    files.atomic_write(p['path'], crl.public_bytes(serialization.Encoding.PEM), mode=0o644)
     if p.get('der_path'):
-        local_ca._write_public(p['der_path'], crl.public_bytes(serialization.Encoding.DER))
+        files.atomic_write(p['der_path'], crl.public_bytes(serialization.Encoding.DER), mode=0o644)
     result.update(crl_number=number, next_update=local_ca.crl_next_update(crl).strftime('%Y-%m-%dT%H:%M:%SZ'),
                   crl=crl.public_bytes(serialization.Encoding.PEM).decode('ascii'))
     return result

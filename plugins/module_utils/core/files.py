@@ -130,6 +130,15 @@ def ensure_within(base_dir, name, option='name'):
     return joined
 
 
+def read_text(path, option, fix='check the path and its permissions'):
+    """Text of ``path``; ConfigError naming ``option`` when it cannot be read."""
+    try:
+        with open(path, 'r') as handle:
+            return handle.read()
+    except (IOError, OSError) as exc:
+        raise ConfigError('cannot read %s: %s' % (path, exc.strerror or exc), option=option, fix=fix)
+
+
 def ensure_parent_dir(path, option):
     """The directory a file goes into must exist: we never create it (its owner and mode are
     the playbook's decision).  ConfigError naming ``option`` otherwise."""

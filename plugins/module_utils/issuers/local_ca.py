@@ -22,6 +22,7 @@ import datetime
 import json
 import os
 
+from ansible_collections.certforge.pki.plugins.module_utils.core import files
 from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError, PolicyError
 from ansible_collections.certforge.pki.plugins.module_utils.core.hookspecs import IssuerConnector, hookimpl
@@ -76,35 +77,12 @@ def _iso(dt):
 # ----------------------------------------------------------------------------- file helpers
 
 def _write_private(path, data):
-    """Write a secret file 0600 from its first byte, atomically."""
-    tmp = '%s.tmp-%d' % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except Exception:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """A secret file: 0600 from its first byte, written atomically."""
+    files.atomic_write(path, data, mode=0o600)
 
 
 def _write_public(path, data, mode=0o644):
-    tmp = '%s.tmp-%d' % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except Exception:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    files.atomic_write(path, data, mode=mode)
 
 
 def _read(path, option):
