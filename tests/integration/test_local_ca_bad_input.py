@@ -110,8 +110,6 @@ CASES = {
 }
 
 
-
-
 @pytest.mark.parametrize('case', sorted(CASES))
 def test_bad_input(case, run_playbook, tmp_path):
     d = tmp_path / 'work'          # run_playbook keeps its own files beside it, in tmp_path
