@@ -11,7 +11,9 @@ Prints, each on its own line:
     RATIO noop_vs_stat <x>                   our no-op re-run of those 100 vs one
                                              ansible.builtin.stat per item, same inventory
 
-Each figure is the median wall time of BENCH_REPEAT runs (default 1; baselines are slow).
+Then every bench/*_bench.py runs and prints its own lines (BENCH_ONLY=local_ca,sectigo,...
+limits which benches run).  Each figure is the median wall time of BENCH_REPEAT runs (default 1;
+baselines are slow).
 Lower is better.  Every run also checks its own result (changed counts, files present).
 """
 
@@ -188,6 +190,9 @@ def median_of(fn):
 
 
 def main():
+    if os.environ.get('BENCH_ONLY') and 'local_ca' not in os.environ['BENCH_ONLY'].split(','):
+        run_other_benches()
+        return
     os.makedirs(WORK, exist_ok=True)
     ensure_baseline_venv()
     base_bin = os.path.join(BASE_VENV, 'bin')
@@ -233,8 +238,23 @@ def main():
     t_stat = median_of(stat_loop)
     log('bench: per certificate: community.crypto %.3f s, certforge %.3f s, certforge no-op %.3f s, stat %.3f s'
         % (t_cc / N, t_ours / N, t_noop / N, t_stat / N))
-    print('RATIO local_ca_vs_community_crypto %.3f' % (t_ours / t_cc))
-    print('RATIO noop_vs_stat %.3f' % (t_noop / t_stat))
+    print('RATIO local_ca_vs_community_crypto %.3f' % (t_ours / t_cc), flush=True)
+    print('RATIO noop_vs_stat %.3f' % (t_noop / t_stat), flush=True)
+    run_other_benches()
+
+
+def run_other_benches():
+    """Each bench/*_bench.py is a script of its own (issuer benches: Sectigo, ACME); it prints
+    its RATIO / CALLS / RSS_MB lines.  BENCH_ONLY=name,name limits which ones run."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    only = set(filter(None, os.environ.get('BENCH_ONLY', '').split(',')))
+    for name in sorted(os.listdir(here)):
+        if not name.endswith('_bench.py') or (only and name[:-len('_bench.py')] not in only):
+            continue
+        log('bench: running %s' % name)
+        proc = subprocess.run([sys.executable, os.path.join(here, name)], check=False)
+        if proc.returncode != 0:
+            raise SystemExit('bench: %s failed (rc=%s)' % (name, proc.returncode))
 
 
 if __name__ == '__main__':
