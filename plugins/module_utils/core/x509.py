@@ -413,7 +413,11 @@ def load_private_key(data, passphrase=None, option='privatekey_path',
     except ValueError as exc:
         text = str(exc)
         low = text.lower()
-        if pw is not None and ('decrypt' in low or 'password' in low):
+        encrypted = b'ENCRYPTED' in raw[:200] or (not _looks_like_pem(raw) and pw is not None)
+        # a wrong passphrase on a traditional (CBC) key can decrypt to garbage with valid padding:
+        # then the parser, not the cipher, fails; with a passphrase and an encrypted key it is
+        # still the passphrase that is wrong
+        if pw is not None and ('decrypt' in low or 'password' in low or encrypted):
             raise ConfigError('cannot decrypt the private key: wrong passphrase', option=option,
                               fix='give the right passphrase in %s' % passphrase_option)
         if not _looks_like_pem(_to_bytes(data)):

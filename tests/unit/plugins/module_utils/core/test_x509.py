@@ -572,3 +572,15 @@ def test_to_pem(pki):
     assert cx509.to_pem('x\n' + pem(pki['leaf'])) == pem(pki['leaf'])
     with pytest.raises(TypeError):
         cx509.to_pem(pki['leaf_key'])
+
+
+def test_wrong_passphrase_is_named_even_when_padding_decrypts():
+    """A wrong passphrase on a traditional CBC key passes the padding check about 1 time in 256:
+    the message must still say the passphrase is wrong (seen as a rare flaky failure)."""
+    key = rsa.generate_private_key(65537, 2048)
+    trad = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                             serialization.BestAvailableEncryption(b'pw'))
+    for attempt in range(600):
+        with pytest.raises(ConfigError) as err:
+            cx509.load_private_key(trad, passphrase='wrong-%d' % attempt, option='k')
+        assert 'wrong passphrase' in err.value.msg
