@@ -129,9 +129,19 @@ class IssuerConnector:
 
 
 class TargetConnector:
-    """Documentation base class for target connectors."""
+    """Documentation base class for target connectors.
+
+    A target may also declare ``option_spec()`` (a classmethod returning an Ansible argument
+    spec of its target-level options, checked by the generic ``deploy`` module against
+    ``target_options``) and ``certificate_options`` (the per-certificate option names it reads,
+    e.g. ``verify``)."""
 
     name = None
+    certificate_options = ()
+
+    @classmethod
+    def option_spec(cls):
+        return {}
 
     def __init__(self, options, runner):
         self.options = dict(options or {})
