@@ -134,14 +134,11 @@ class TargetConnector:
     A target may also declare ``option_spec()`` (a classmethod returning an Ansible argument
     spec of its target-level options, checked by the generic ``deploy`` module against
     ``target_options``) and ``certificate_options`` (the per-certificate option names it reads,
-    e.g. ``verify``)."""
+    e.g. ``verify``).  Without ``option_spec`` the target checks its options itself."""
 
     name = None
     certificate_options = ()
-
-    @classmethod
-    def option_spec(cls):
-        return {}
+    option_spec = None      # or a classmethod returning the argument spec of target_options
 
     def __init__(self, options, runner):
         self.options = dict(options or {})
