@@ -26,7 +26,7 @@ SANITY_DIR := $(SANITY_ROOT)/ansible_collections/certforge/pki
 SANITY_PYTHON ?= 3.11
 SANITY_ARGS ?=
 ANSIBLE_TEST_CACHE := $(HOME)/.ansible/test/cache
-SYSTEM_PACKAGES := nginx openssl shellcheck
+SYSTEM_PACKAGES := nginx openssl shellcheck pebble
 PYTEST_ARGS ?=
 
 # Environment for every ansible / pytest run started from here. HOME stays untouched.
@@ -63,7 +63,7 @@ $(STAMP): $(REQUIREMENTS)
 	$(PY) -m pip install --quiet --progress-bar off -r tests/requirements.txt
 	@touch $@
 
-deps: ## Install nginx, openssl and shellcheck with apt-get when missing (root only)
+deps: ## Install nginx, openssl, shellcheck and pebble with apt-get when missing (root only)
 	@missing=""; \
 	for pkg in $(SYSTEM_PACKAGES); do \
 	  PATH="$$PATH:/usr/sbin:/sbin" command -v "$$pkg" >/dev/null 2>&1 || missing="$$missing $$pkg"; \
