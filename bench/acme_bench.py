@@ -21,7 +21,6 @@ Run by bench/run.py, or alone: ``python bench/acme_bench.py``.  Lower is better.
 
 import importlib.util
 import os
-import re
 import shutil
 import subprocess
 import sys
