@@ -187,7 +187,7 @@ class AcmeIssuer(IssuerConnector):
             return False
         eab = None
         needs_eab = bool(client.meta.get('externalAccountRequired'))
-        if create and self.options.get('terms_agreed') is not False:
+        if create and self.options.get('terms_agreed'):
             eab = self.eab(client) if needs_eab or self.options.get('eab_kid') else None
             if needs_eab and not eab:
                 try:
@@ -200,7 +200,7 @@ class AcmeIssuer(IssuerConnector):
                                       fix='set eab_kid and eab_hmac_key from the CA, or eab_lookup_email')
             else:
                 created, dummy = client.new_account(contact=self.options.get('contact'),
-                                                    terms_agreed=self.options.get('terms_agreed', True),
+                                                    terms_agreed=True,
                                                     eab=eab)
         else:
             created, dummy = client.new_account(only_existing=True)
