@@ -41,7 +41,7 @@ servers = _load('certforge_acme_servers', HERE / 'servers.py')
 nginx_server = sys.modules.get('certforge_integration_nginx_server') or _load(
     'certforge_integration_nginx_server', HERE.parent / 'nginx_server.py')
 
-BLOCKED_NAMES = ['blocked.example.test']
+BLOCKED_NAMES = servers.BLOCKED_NAMES
 NONCE_STORM_PERCENT = 30
 SLOW_VA_SECONDS = 4
 EAB_KID = 'kid-1'
@@ -158,7 +158,7 @@ if action == "add":
     for each in values or [value]:
         post("/set-txt", {"host": name, "value": each})
 with open(%(log)r, "a") as handle:
-    handle.write("%%s %%s %%s\\n" % (action, name, value))
+    handle.write("%%s %%s %%s\\n" %% (action, name, value))
 '''
 
 
@@ -235,3 +235,54 @@ def _self_signed():
     return (cert.public_bytes(serialization.Encoding.PEM).decode(),
             key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                               serialization.NoEncryption()).decode())
+
+
+# ---------------------------------------------------------------------------------------------
+# module tasks
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def acme(tmp_path, acme_vars, run_playbook):
+    """``acme.task(server, names, **options)`` -> one acme_certificate task; ``acme.run(tasks)``
+    runs them in one play with this test's order store.  Keys and CSRs are made in Python."""
+    return AcmeHelper(tmp_path, acme_vars, run_playbook)
+
+
+class AcmeHelper:
+    MODULE = 'certforge.pki.acme_certificate'
+
+    def __init__(self, tmp_path, acme_vars, run_playbook):
+        self.tmp = tmp_path
+        self.vars = acme_vars
+        self.run_playbook = run_playbook
+        self.order_store = str(tmp_path / 'orders')
+        self.account_key = str(tmp_path / 'account.key')
+        if not os.path.exists(self.account_key):
+            servers.write_key(self.account_key)
+        self.files = {}
+
+    def options(self, server, **extra):
+        """Connection options of every acme_* module for ``server`` (plus ``extra``)."""
+        values = {'acme_directory': server.directory_url, 'account_key_path': self.account_key,
+                  'order_store': self.order_store}
+        ca_bundle = getattr(server, 'ca_bundle', None)
+        if ca_bundle and server.directory_url.startswith('https'):
+            values['acme_ca_bundle'] = ca_bundle
+        values.update(extra)
+        return values
+
+    def task(self, server, names, name=None, stem=None, **extra):
+        stem = stem or names[0].replace('*', 'star')
+        paths = self.files.get(stem) or servers.write_csr(self.tmp / 'certs', stem, names)
+        self.files[stem] = paths
+        options = self.options(server, name=stem, csr_path=paths['csr'], certificate_path=paths['cert'],
+                               terms_agreed=True, **extra)
+        if 'http01_listen_port' not in options and options.get('challenge', 'http-01') == 'http-01' \
+                and 'http01_webroot' not in options and hasattr(server, 'http01_port'):
+            options['http01_listen_port'] = server.http01_port
+        return {'name': name or stem, self.MODULE: options}
+
+    def run(self, tasks, **kwargs):
+        play = {'name': 'acme', 'hosts': 'localhost', 'gather_facts': False,
+                'tasks': tasks if isinstance(tasks, list) else [tasks]}
+        return self.run_playbook([play], **kwargs)

@@ -36,6 +36,7 @@ PEBBLE = shutil.which('pebble') or '/usr/bin/pebble'
 CHALLTESTSRV = shutil.which('pebble-challtestsrv') or '/usr/bin/pebble-challtestsrv'
 A2C_VERSION = '0.46.3'
 A2C_VENV = os.path.join(BUILD, 'acme-venv-a2c')
+BLOCKED_NAMES = ['blocked.example.test']      # the default test Pebble refuses these (rejectedIdentifier)
 
 
 class ServerError(Exception):
@@ -665,3 +666,60 @@ class A2C:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as exc:
             return exc.code, {}
+
+
+# ---------------------------------------------------------------------------------------------
+# keys, CSRs, certificates
+# ---------------------------------------------------------------------------------------------
+
+def write_key(path):
+    """An EC P-256 private key (PEM, 0600) at ``path``; returns the path as str."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    key = ec.generate_private_key(ec.SECP256R1())
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, 'wb') as handle:
+        handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    return str(path), key
+
+
+def write_csr(directory, stem, names):
+    """Key + CSR for ``names`` (first is the CN) under ``directory``; returns {'key', 'csr'} paths."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+    os.makedirs(str(directory), exist_ok=True)
+    key_path, key = write_key(os.path.join(str(directory), stem + '.key'))
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+           .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+           .sign(key, hashes.SHA256()))
+    csr_path = os.path.join(str(directory), stem + '.csr')
+    with open(csr_path, 'wb') as handle:
+        handle.write(csr.public_bytes(serialization.Encoding.PEM))
+    return {'key': key_path, 'csr': csr_path, 'cert': os.path.join(str(directory), stem + '.crt')}
+
+
+def load_cert(path):
+    """First certificate in a PEM file."""
+    from cryptography import x509
+    with open(str(path), 'rb') as handle:
+        return x509.load_pem_x509_certificates(handle.read())
+
+
+def chains_to(cert_path, roots_pem, intermediates_pem=''):
+    """True when the leaf in ``cert_path`` verifies against ``roots_pem`` (openssl verify)."""
+    import tempfile
+    with open(str(cert_path)) as handle:
+        certs = handle.read()
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {'roots': roots_pem, 'untrusted': certs + intermediates_pem,
+                 'leaf': certs.split('-----END CERTIFICATE-----')[0] + '-----END CERTIFICATE-----\n'}
+        for key, text in files.items():
+            with open(os.path.join(tmp, key + '.pem'), 'w') as handle:
+                handle.write(text)
+        done = subprocess.run(['openssl', 'verify', '-CAfile', os.path.join(tmp, 'roots.pem'),
+                               '-untrusted', os.path.join(tmp, 'untrusted.pem'), os.path.join(tmp, 'leaf.pem')],
+                              capture_output=True, text=True, check=False)
+    return done.returncode == 0
