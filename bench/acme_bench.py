@@ -20,6 +20,7 @@ Run by bench/run.py, or alone: ``python bench/acme_bench.py``.  Lower is better.
 """
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -173,20 +174,36 @@ OUR_PLAY = """
   gather_facts: false
   vars:
     out: "{{ outdir }}"
-    names: "{{ range(1, n | int + 1) | map('regex_replace', '^(.*)$', 'cf\\\\1.example.test') | list }}"
+    names: %(names)s
   tasks:
+    - name: Account key, leaf keys and CSRs (one call)
+      certforge.pki.certificate_request:
+        privatekey_type: ECDSA
+        privatekey_curve: secp256r1
+        requests: %(requests)s
     - name: Certificates
       certforge.pki.acme_certificate:
-        directory_url: "{{ acme_dir }}"
-        ca_bundle: "{{ ca_bundle }}"
+        name: "{{ item }}"
+        acme_directory: "{{ acme_dir }}"
+        acme_ca_bundle: "{{ ca_bundle }}"
         account_key_path: "{{ out }}/account.key"
         terms_agreed: true
-        challenge: http-01
+        csr_path: "{{ out }}/{{ item }}.csr"
+        certificate_path: "{{ out }}/certs/{{ item }}.crt"
+        fullchain_path: "{{ out }}/certs/{{ item }}.fullchain.crt"
         http01_listen_port: "{{ http01_port | int }}"
-        http01_listen_address: 127.0.0.1
-        certificates: "{{ names | map('community.general.dict_kv', 'common_name') | list }}"
-        dest_dir: "{{ out }}/certs"
+        order_store: "{{ out }}/orders"
+      loop: "{{ names }}"
 """
+
+
+def our_play_text(out):
+    names = ['cf%d.example.test' % i for i in range(1, N + 1)]
+    requests = [{'privatekey_path': out + '/account.key', 'csr_path': out + '/account.csr',
+                 'common_name': 'account.invalid'}]
+    requests += [{'privatekey_path': '%s/%s.key' % (out, n), 'csr_path': '%s/%s.csr' % (out, n),
+                  'common_name': n, 'subject_alt_names': ['DNS:' + n]} for n in names]
+    return OUR_PLAY % {'names': json.dumps(names), 'requests': json.dumps(requests)}
 
 
 def cc_run(pebble, out):
@@ -205,12 +222,8 @@ def cc_run(pebble, out):
         web.stop()
 
 
-def our_play_text():
-    return os.environ.get('CERTFORGE_ACME_BENCH_PLAY') or OUR_PLAY
-
-
 def ours_run(pebble, out, tag, expect):
-    return bench_run.run_play(OUR_BIN, tag, our_play_text(),
+    return bench_run.run_play(OUR_BIN, tag, our_play_text(out),
                               {'outdir': out, 'n': N, 'ca_bundle': pebble.ca_bundle,
                                'acme_dir': pebble.directory_url, 'http01_port': pebble.http01_port},
                               expect)
@@ -239,10 +252,9 @@ def main():
                 '(certbot %.2f s/cert, community.crypto %.2f s/cert)' % (t_certbot / N, t_cc / N))
             return
         ours = os.path.join(WORK, 'ours')
-        os.makedirs(ours)
+        os.makedirs(os.path.join(ours, 'certs'))
         t_ours = ours_run(pebble, ours, 'certforge acme first', lambda c: c >= 1)
-        issued = [f for f in os.listdir(os.path.join(ours, 'certs')) if f.endswith('.crt')] \
-            if os.path.isdir(os.path.join(ours, 'certs')) else []
+        issued = [f for f in os.listdir(os.path.join(ours, 'certs')) if f.endswith('.fullchain.crt')]
         if len(issued) < N:
             raise SystemExit('bench: expected %d certificates from acme_certificate, found %d' % (N, len(issued)))
         mark = pebble.log_mark()
