@@ -44,6 +44,16 @@ def _result_from_cert(cert_pem, chain, facts=None):
                 subject_alt_names=facts['subject_alt_names'])
 
 
+def pending_challenges(order):
+    """What the user (or the role) must still do for a pending order: the connector keeps it in
+    ``order.details['challenges']`` (a dict or a list of dicts with a ``status``)."""
+    found = (order.details or {}).get('challenges') or []
+    if isinstance(found, dict):
+        found = list(found.values())
+    return [{k: v for k, v in c.items() if k != 'status'} for c in found
+            if isinstance(c, dict) and c.get('status') != 'valid']
+
+
 def expected_from_csr(csr_pem):
     csr = cx509.load_csr(csr_pem, option='csr')
     cx509.verify_csr_signature(csr, option='csr')
@@ -144,6 +154,9 @@ def issue(registry, connector, request, current_pem=None, policy=None, store_pat
         result['warnings'] = list(warnings)
     if not done:
         result['status'] = ORDER_PENDING
+        challenges = pending_challenges(final)
+        if challenges:
+            result['challenges'] = challenges
         emit(Event('pending', request.name, issuer=connector.name, details={'order_id': final.id}))
         return result
     result['status'] = ORDER_ISSUED
