@@ -42,7 +42,7 @@ nginx_server = sys.modules.get('certforge_integration_nginx_server') or _load(
     'certforge_integration_nginx_server', HERE.parent / 'nginx_server.py')
 
 BLOCKED_NAMES = servers.BLOCKED_NAMES
-NONCE_STORM_PERCENT = 30
+NONCE_STORM_PERCENT = 25
 SLOW_VA_SECONDS = 4
 EAB_KID = 'kid-1'
 
