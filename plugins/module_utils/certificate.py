@@ -17,10 +17,10 @@ from ansible_collections.certforge.pki.plugins.module_utils.core import files, p
 from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import RENEWAL_OPTIONS, ArgumentSpec
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError
 from ansible_collections.certforge.pki.plugins.module_utils.core.registry import Registry
-from ansible_collections.certforge.pki.plugins.module_utils.issuers import local_ca
+from ansible_collections.certforge.pki.plugins.module_utils.issuers import local_ca, sectigo
 from ansible_collections.certforge.pki.plugins.module_utils.issuers.acme import connector as acme_connector
 
-BUILTIN_PLUGINS = (local_ca.PLUGIN, acme_connector.PLUGIN)
+BUILTIN_PLUGINS = (local_ca.PLUGIN, sectigo.PLUGIN, acme_connector.PLUGIN)
 
 READ_FIX = 'check the path (it is read on the controller)'
 SECRET_OPTION = re.compile(r'(pass|secret|token|hmac|password|private_?key)', re.I)
