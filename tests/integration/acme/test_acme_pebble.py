@@ -138,8 +138,6 @@ def test_slow_validation_pending_then_resumed(pebble_slow, acme, dns_hook):
     assert not [r for r in pebble_slow.requests_since(mark) if 'order-plz' in r], 'resumed, not re-ordered'
 
 
-@pytest.mark.xfail(reason='acme_certificate removes http-01 webroot answers when it returns pending, '
-                          'so the CA, validating later, gets 404', strict=False)
 def test_slow_validation_webroot_answers_survive_pending(pebble_slow, acme, webroot_nginx):
     server = webroot_nginx(pebble_slow)
     names = ['slowweb%d.example.test' % i for i in range(6)]
@@ -149,6 +147,9 @@ def test_slow_validation_webroot_answers_survive_pending(pebble_slow, acme, webr
     task['certforge.pki.acme_certificate']['wait_timeout'] = 60
     second = acme.run(task)
     assert second.rc == 0 and second.task('issue').get('status') == 'issued', str(second)
+    # once issued, every answer placed by either run is gone
+    challenge_dir = os.path.join(server.webroot, '.well-known', 'acme-challenge')
+    assert not os.path.isdir(challenge_dir) or os.listdir(challenge_dir) == []
 
 
 # -- bad input --------------------------------------------------------------------------------

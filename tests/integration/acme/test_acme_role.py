@@ -20,17 +20,21 @@ pytestmark = pytest.mark.skipif(not os.path.exists(os.path.join(ROOT, 'plugins',
 NAME = 'role.acme.test'
 
 
-def _play(pebble, server, account_key):
+def _play(pebble, server, account_key, answers):
+    """``answers``: 'host' - the role places the http-01 answers in the host's web root
+    (certificate_http01_webroot); 'issuer' - the issuer writes them itself (issuer option)."""
     site = server.sites[NAME]
+    issuer_options = {'acme_directory': pebble.directory_url, 'acme_ca_bundle': pebble.ca_bundle,
+                      'account_key_path': account_key, 'terms_agreed': True}
+    if answers == 'issuer':
+        issuer_options['http01_webroot'] = server.webroot
     role_vars = {
         'certificate_dir': server.cert_dir,
         'certificate_owner': 'root',
         'certificate_group': 'root',
         'certificate_issuer': 'acme',
-        'certificate_profile': '',         # the role's default (tls_server) is a local CA profile
-        'certificate_issuer_options': {'acme_directory': pebble.directory_url, 'acme_ca_bundle': pebble.ca_bundle,
-                                       'account_key_path': account_key, 'terms_agreed': True,
-                                       'http01_webroot': server.webroot},
+        'certificate_issuer_options': issuer_options,
+        'certificate_http01_webroot': server.webroot if answers == 'host' else '',
         'certificate_target': 'nginx',
         'certificate_target_options': {'validate_command': server.validate_command,
                                        'reload_command': server.reload_command},
@@ -60,18 +64,23 @@ def _verified_serial(port, roots_pem):
             return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
 
 
-def test_role_issues_from_pebble_deploys_and_verifies(pebble, webroot_nginx, test_ca, run_playbook, tmp_path):
+@pytest.mark.parametrize('answers', ['host', 'issuer'])
+def test_role_issues_from_pebble_deploys_and_verifies(answers, pebble, webroot_nginx, test_ca, run_playbook, tmp_path):
     server = webroot_nginx(pebble, sites={NAME: test_ca.issue(NAME)})
     account_key, dummy = servers.write_key(tmp_path / 'account.key')
     env = {'CERTFORGE_ORDER_STORE': str(tmp_path / 'orders')}
-    first = run_playbook(_play(pebble, server, account_key), env=env)
+    first = run_playbook(_play(pebble, server, account_key, answers), env=env)
     assert first.rc == 0, str(first)
     serial = servers.load_cert(os.path.join(server.cert_dir, NAME + '.leaf.pem'))[0].serial_number
     server.wait_for_serial(NAME, serial)
     assert _verified_serial(server.port, pebble.roots_pem) == serial
     assert pebble.cert_status(serial)['Status'] == 'Valid'
+    challenge_dir = os.path.join(server.webroot, '.well-known', 'acme-challenge')
+    assert not os.path.isdir(challenge_dir) or os.listdir(challenge_dir) == []
+    if answers == 'host':
+        assert first.status('certforge.pki.certificate : Continue the pending orders on the controller') == 'changed'
 
     mark = pebble.log_mark()
-    second = run_playbook(_play(pebble, server, account_key), env=env)
+    second = run_playbook(_play(pebble, server, account_key, answers), env=env)
     assert second.rc == 0 and second.changed() == 0, str(second)
     assert pebble.requests_since(mark) == []

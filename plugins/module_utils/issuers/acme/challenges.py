@@ -280,6 +280,26 @@ class Solver:
         if self.dns:
             self.dns.wait_propagation(clock=clock, sleep=sleep)
 
+    def adopt(self, challenges):
+        """Take over the answers an earlier run placed for this order (its ``challenges``
+        details), so that ``cleanup`` removes them too."""
+        for info in challenges or []:
+            if info.get('type') == HTTP01 and self.webroot and info.get('token'):
+                directory = os.path.join(self.webroot.webroot, '.well-known', 'acme-challenge')
+                path = os.path.join(directory, os.path.basename(info['token']))
+                if path not in self.webroot.written:
+                    self.webroot.written.append(path)
+            elif self.dns and info.get('record_name') and info.get('record_value'):
+                record = (info.get('identifier'), info['record_name'], info['record_value'], info.get('token'))
+                if record not in self.dns.records:
+                    self.dns.records.append(record)
+
+    def release(self):
+        """End of this process's part: stop the built-in listener, but keep webroot files and
+        DNS records in place while the order is still pending (the CA may validate later)."""
+        if self.listener:
+            self.listener.stop()
+
     def cleanup(self):
         if self.listener:
             self.listener.stop()

@@ -302,10 +302,10 @@ class AcmeIssuer(IssuerConnector):
             order.chain_pem = chain
             order.details['chain_info'] = info
             order.retry_after = None
-            self.cleanup()
+            self.cleanup(order)
         elif status == 'invalid':
             order.status = ORDER_FAILED
-            self.cleanup()
+            self.cleanup(order)
             raise self._failure(client, data)
         return order
 
@@ -378,13 +378,20 @@ class AcmeIssuer(IssuerConnector):
         return PermanentError('the ACME order is invalid: %s' % (err.get('detail') or 'no detail given'),
                               details={'error': err})
 
-    def cleanup(self):
+    def cleanup(self, order=None):
+        """The order is done (issued or failed): remove every answer placed for it, also those
+        an earlier run placed."""
         if self._solver is not None:
+            if order is not None:
+                self._solver.adopt((order.details.get('challenges') or {}).values())
             self._solver.cleanup()
             self.warnings.extend(self._solver.warnings)
             self._solver.warnings = []
 
-    close = cleanup
+    def close(self):
+        """End of the run: answers of a still pending order stay where the CA can find them."""
+        if self._solver is not None:
+            self._solver.release()
 
     def find_orders(self, request):
         """ACME orders are cheap and authorizations are reused: a lost newOrder answer is
