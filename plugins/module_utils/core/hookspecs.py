@@ -90,9 +90,14 @@ class CertforgeSpecs:
 
 class IssuerConnector:
     """Documentation base class for issuer connectors.  Each call does one round of work
-    and never sleeps: waiting belongs to ``core.polling``."""
+    and never sleeps: waiting belongs to ``core.polling``.
+
+    ``fingerprint_ignore`` names issuer options that do not change what is ordered
+    (credentials, URLs, timeouts): they are left out of the order fingerprint, so changing them
+    while an order is pending resumes that order instead of placing another."""
 
     name = None
+    fingerprint_ignore = ()
 
     def __init__(self, options):
         self.options = dict(options or {})

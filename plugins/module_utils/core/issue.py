@@ -20,9 +20,9 @@ import uuid
 
 from ansible_collections.certforge.pki.plugins.module_utils.core import polling, renewal
 from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
-from ansible_collections.certforge.pki.plugins.module_utils.core.errors import AuthError, ConfigError, PolicyError
+from ansible_collections.certforge.pki.plugins.module_utils.core.errors import AuthError, ConfigError, PermanentError, PolicyError
 from ansible_collections.certforge.pki.plugins.module_utils.core.model import (
-    ORDER_ISSUED, ORDER_PENDING, CertificateRequest, Event)
+    ORDER_FAILED, ORDER_ISSUED, ORDER_PENDING, CertificateRequest, Event, Order)
 from ansible_collections.certforge.pki.plugins.module_utils.core.orders import (
     ACTION_RECOVER, ACTION_RESUME, OrderStore, order_key, request_fingerprint)
 
@@ -101,7 +101,9 @@ def issue(registry, connector, request, current_pem=None, policy=None, store_pat
         precheck(request)     # the connector refuses what it can before anything is recorded
     store = OrderStore(order_store_path(store_path))
     key = order_key(connector.name, request.name)
-    fingerprint = request_fingerprint(request)
+    # options that do not change what is ordered (credentials, timeouts) stay out of the
+    # fingerprint: a password rotated while an order is pending must not order again
+    fingerprint = request_fingerprint(request, ignore_options=getattr(connector, 'fingerprint_ignore', ()))
     with store.lock(key):
         plan = store.resume_or_new(key, fingerprint)
         order = None
@@ -142,7 +144,14 @@ def issue(registry, connector, request, current_pem=None, policy=None, store_pat
         if order.issued:
             final, done = order, True
         else:
-            polled = polling.poll_until(check, wait_timeout, schedule or polling.Schedule.steps(), **kwargs)
+            try:
+                polled = polling.poll_until(check, wait_timeout, schedule or polling.Schedule.steps(), **kwargs)
+            except PermanentError as exc:
+                # declined, rejected, invalid: close the record, so the next run orders afresh
+                # instead of resuming a dead order forever
+                store.update(key, Order(issuer=connector.name, id=order.id, status=ORDER_FAILED,
+                                        error=exc.msg, details=order.details))
+                raise
             final, done = polled.value or order, polled.done
             result['polling'] = polled.to_dict()
         store.update(key, final)

@@ -541,6 +541,7 @@ class SectigoIssuer(IssuerConnector):
     prepended to option names in errors (``issuer_options.`` when built by the registry)."""
 
     name = 'sectigo'
+    fingerprint_ignore = CONNECTION_OPTIONS
 
     def __init__(self, options, option_prefix='issuer_options.', client=None):
         super(SectigoIssuer, self).__init__(options)

@@ -145,3 +145,39 @@ def test_check_mode_orders_nothing(tmp_path):
     request = CertificateRequest(name='a', csr_pem=_csr())
     result = core_issue.issue(Registry(), conn, request, store_path=str(tmp_path), check_mode=True)
     assert result['status'] == 'would_issue' and result['changed'] and conn.calls == []
+
+
+class Declining(Scripted):
+    def poll(self, order):
+        self.calls.append('poll')
+        from ansible_collections.certforge.pki.plugins.module_utils.core.errors import PermanentError
+        raise PermanentError('declined by the CA')
+
+
+def test_declined_order_is_closed_and_the_next_run_orders_afresh(tmp_path):
+    from ansible_collections.certforge.pki.plugins.module_utils.core.errors import PermanentError
+    csr = _csr()
+    conn = Declining(['ok', 'ok'])
+    with pytest.raises(PermanentError):
+        run(conn, csr, str(tmp_path))
+    assert OrderStore(str(tmp_path)).load(order_key('scripted', 'a')).status == 'failed'
+    with pytest.raises(PermanentError):
+        run(conn, csr, str(tmp_path))
+    assert conn.calls.count('submit') == 2      # not resumed: a new order
+
+
+def test_ignored_options_do_not_change_the_fingerprint(tmp_path):
+    csr = _csr()
+    conn = Scripted(['ok', 'pending', 'pending'])
+    conn.fingerprint_ignore = ('password',)
+    clock = Clock()
+    request = CertificateRequest(name='a', csr_pem=csr, issuer_options={'password': 'one'})
+    first = core_issue.issue(Registry(), conn, request, store_path=str(tmp_path), wait_timeout=1,
+                             schedule=Schedule.steps((1,), jitter=0), clock=clock, sleep=clock.sleep)
+    assert first['status'] == 'pending'
+    conn.script = ['issued']
+    request = CertificateRequest(name='a', csr_pem=csr, issuer_options={'password': 'two'})
+    second = core_issue.issue(Registry(), conn, request, store_path=str(tmp_path), wait_timeout=1,
+                              schedule=Schedule.steps((1,), jitter=0), clock=clock, sleep=clock.sleep)
+    assert second['status'] == 'issued' and second.get('resumed')
+    assert conn.calls.count('submit') == 1
