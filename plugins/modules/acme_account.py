@@ -41,6 +41,13 @@ options:
     type: str
     default: present
     choices: [present, absent, changed_key]
+  account_key_create:
+    description:
+      - Create the account key at O(account_key_path) when that file does not exist yet (mode C(0600) from
+        its first byte, encrypted with O(account_key_passphrase) when given), then register the account.
+      - An existing file is never replaced. Unset means the key must exist.
+    type: str
+    choices: [ECDSA-P256, ECDSA-P384, RSA-3072]
   new_account_key_path:
     description: Path of the new account key for O(state=changed_key).
     type: path
@@ -63,9 +70,21 @@ EXAMPLES = r'''
     contact: [mailto:ops@example.com]
     eab_kid: "{{ vault_eab_kid }}"
     eab_hmac_key: "{{ vault_eab_hmac_key }}"
+
+- name: Make the account key if there is none yet, and register it
+  certforge.pki.acme_account:
+    acme_directory: https://acme.example.com/directory
+    account_key_path: /etc/certforge/acme-account.key
+    account_key_create: ECDSA-P256
+    terms_agreed: true
 '''
 
 RETURN = r'''
+account_key_created:
+  description: Whether O(account_key_create) made a new account key.
+  returned: success
+  type: bool
+  sample: false
 account_uri:
   description: URL of the account.
   returned: success

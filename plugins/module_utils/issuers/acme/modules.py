@@ -77,6 +77,7 @@ CERTIFICATE_SPEC.update(RENEWAL_OPTIONS)
 ACCOUNT_SPEC = ArgumentSpec(
     dict(
         state=dict(type='str', default='present', choices=['present', 'absent', 'changed_key']),
+        account_key_create=dict(type='str', choices=['ECDSA-P256', 'ECDSA-P384', 'RSA-3072']),
         new_account_key_path=dict(type='path'),
         new_account_key_content=dict(type='str', no_log=True),
         new_account_key_passphrase=dict(type='str', no_log=True),
@@ -198,8 +199,36 @@ def _account_result(issuer, client, changed, status, data=None):
                 contact=data.get('contact', []), warnings=list(issuer.warnings))
 
 
+def _create_account_key(p, check_mode):
+    """account_key_create: make the key at account_key_path when it is missing (0600 from the
+    first byte, encrypted with account_key_passphrase when given).  Returns True when made."""
+    path = p.get('account_key_path')
+    if not p.get('account_key_create') or p['state'] != 'present' or not path or os.path.exists(path):
+        return False
+    files.ensure_parent_dir(path, 'account_key_path')
+    if check_mode:
+        return True
+    kind, dummy, size = p['account_key_create'].partition('-')
+    if kind == 'RSA':
+        key = cx509.generate_private_key('RSA', size=int(size))
+    else:
+        key = cx509.generate_private_key('ECDSA', curve={'P256': 'secp256r1', 'P384': 'secp384r1'}[size])
+    files.atomic_write(path, cx509.private_key_to_pem(key, p.get('account_key_passphrase')), mode=0o600)
+    return True
+
+
 def execute_account(ctx):
     p = ctx.params
+    key_created = _create_account_key(p, ctx.check_mode)
+    if key_created and ctx.check_mode:
+        return dict(changed=True, status='would_create', account_key_created=True, contact=p.get('contact') or [])
+    result = _execute_account(ctx, p)
+    result['account_key_created'] = key_created
+    result['changed'] = result['changed'] or key_created
+    return result
+
+
+def _execute_account(ctx, p):
     options = connector_options(p)
     issuer = connector.AcmeIssuer(options)
     client = issuer.client(need_account=False)
