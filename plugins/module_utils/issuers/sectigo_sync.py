@@ -374,12 +374,13 @@ class CertificateSync:
         return self.pool.get().list_ssl(filters, size=self.page_size, position=position)
 
     def _pages(self, executor, passes):
-        """(filters, items) of every page of every pass, in order.  The first page of each pass
-        tells the total (``X-Total-Count``); the later pages are then read ahead by the worker
-        threads, at most ``max_workers`` pages at a time."""
-        firsts = collections.deque((f, executor.submit(self._list_page, f, 0)) for f in passes)
-        while firsts:
-            filters, future = firsts.popleft()
+        """(filters, items) of every page of every pass.  The first pages of all passes are
+        asked for at once and tell the totals (``X-Total-Count``); the remaining pages of ALL
+        passes are then read ahead together by the worker threads, at most ``max_workers``
+        pages at a time (a re-sync lists once per status: those passes overlap)."""
+        firsts = [(f, executor.submit(self._list_page, f, 0)) for f in passes]
+        rest = collections.deque()
+        for filters, future in firsts:
             items, total = future.result()
             yield filters, items
             if not items or len(items) < self.page_size:
@@ -393,13 +394,15 @@ class CertificateSync:
                     if not items or len(items) < self.page_size:
                         break
                 continue
-            positions = collections.deque(range(self.page_size, total, self.page_size))
-            ahead = collections.deque()
-            while positions or ahead:
-                while positions and len(ahead) < self.max_workers:
-                    ahead.append(executor.submit(self._list_page, filters, positions.popleft()))
-                items, dummy = ahead.popleft().result()
-                yield filters, items
+            rest.extend((filters, position) for position in range(self.page_size, total, self.page_size))
+        ahead = collections.deque()
+        while rest or ahead:
+            while rest and len(ahead) < self.max_workers:
+                filters, position = rest.popleft()
+                ahead.append((filters, executor.submit(self._list_page, filters, position)))
+            filters, future = ahead.popleft()
+            items, dummy = future.result()
+            yield filters, items
 
     def _listing(self, executor, partitioned):
         """Yield (sslId, serial, status or None) of every listed record, once each."""
