@@ -21,7 +21,8 @@ from cryptography.x509.oid import NameOID
 
 from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError, TransientError
-from ansible_collections.certforge.pki.plugins.modules import certificate_info as mod
+from ansible_collections.certforge.pki.plugins.module_utils import cert_info as mod
+from ansible_collections.certforge.pki.plugins.modules import certificate_info as module
 
 UTC = datetime.timezone.utc
 
@@ -276,7 +277,7 @@ def test_ca_path_missing(tmp_path, server):
 def run_main(args, capsys):
     with patch_module_args(args):
         with pytest.raises(SystemExit) as exit_info:
-            mod.main()
+            module.main()
     return exit_info.value.code, json.loads(capsys.readouterr().out)
 
 

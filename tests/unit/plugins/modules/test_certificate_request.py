@@ -19,7 +19,8 @@ from cryptography.x509.oid import NameOID
 
 from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError
-from ansible_collections.certforge.pki.plugins.modules import certificate_request as mod
+from ansible_collections.certforge.pki.plugins.module_utils import key_request as mod
+from ansible_collections.certforge.pki.plugins.modules import certificate_request as module
 
 PASSPHRASE = 'correct horse battery staple'
 
@@ -498,7 +499,7 @@ def test_batch_duplicate_paths(tmp):
 def run_main(args, capsys):
     with patch_module_args(args):
         with pytest.raises(SystemExit) as exit_info:
-            mod.main()
+            module.main()
     out = json.loads(capsys.readouterr().out)
     return exit_info.value.code, out
 
