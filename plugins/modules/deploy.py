@@ -230,11 +230,7 @@ diff:
         files: {/etc/ssl/www/cert.pem: {mode: '0644'}}
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
-from ansible_collections.certforge.pki.plugins.module_utils.core.errors import CertforgeError
-from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import ModuleRunner
+from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import ModuleRunner, run_deploy_module
 from ansible_collections.certforge.pki.plugins.module_utils.targets import files as files_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import nginx as nginx_target
 
@@ -242,27 +238,13 @@ from ansible_collections.certforge.pki.plugins.module_utils.targets import nginx
 PLUGINS = (files_target.plugin, nginx_target.plugin)
 
 
+def _work(module, no_log_values):
+    return files_target.deploy_from_params(module.params, PLUGINS, ModuleRunner(module),
+                                           check_mode=module.check_mode, no_log_values=no_log_values)
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=files_target.deploy_argument_spec(),
-        mutually_exclusive=[('certificate', 'certificates')],
-        required_one_of=[('certificate', 'certificates')],
-        supports_check_mode=True,
-    )
-    secrets = set()
-    try:
-        result = files_target.deploy_from_params(module.params, PLUGINS, ModuleRunner(module),
-                                                 check_mode=module.check_mode, no_log_values=secrets)
-    except ImportError as exc:
-        module.fail_json(msg=missing_required_lib(getattr(exc, 'name', None) or cx509.CRYPTOGRAPHY_REQUIREMENT),
-                         exception=cx509.CRYPTOGRAPHY_IMP_ERR)
-    except CertforgeError as exc:
-        module.no_log_values.update(secrets)
-        module.fail_json(**exc.to_result())
-    module.no_log_values.update(secrets)
-    for warning in result.pop('warnings', []):
-        module.warn(warning)
-    module.exit_json(**result)
+    run_deploy_module(files_target.deploy_argument_spec(), _work)
 
 
 if __name__ == '__main__':

@@ -152,34 +152,19 @@ diff:
         files: {/etc/ssl/www/cert.pem: {mode: '0644'}}
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
-from ansible_collections.certforge.pki.plugins.module_utils.core.errors import CertforgeError
-from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import ModuleRunner, build_target, deploy
+from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import (
+    ModuleRunner, build_target, deploy, run_deploy_module)
 from ansible_collections.certforge.pki.plugins.module_utils.targets import files as files_target
 
 
+def _work(module, no_log_values):
+    target = build_target('files', [files_target.plugin],
+                          files_target.target_options_from_params(module.params), ModuleRunner(module))
+    return deploy(target, files_target.requests_from_params(module.params), check_mode=module.check_mode)
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=files_target.files_argument_spec(),
-        mutually_exclusive=[('certificate', 'certificates')],
-        required_one_of=[('certificate', 'certificates')],
-        supports_check_mode=True,
-    )
-    try:
-        target = build_target('files', [files_target.plugin],
-                              files_target.target_options_from_params(module.params), ModuleRunner(module))
-        requests = files_target.requests_from_params(module.params)
-        result = deploy(target, requests, check_mode=module.check_mode)
-    except ImportError as exc:
-        module.fail_json(msg=missing_required_lib(getattr(exc, 'name', None) or cx509.CRYPTOGRAPHY_REQUIREMENT),
-                         exception=cx509.CRYPTOGRAPHY_IMP_ERR)
-    except CertforgeError as exc:
-        module.fail_json(**exc.to_result())
-    for warning in result.pop('warnings', []):
-        module.warn(warning)
-    module.exit_json(**result)
+    run_deploy_module(files_target.files_argument_spec(), _work)
 
 
 if __name__ == '__main__':

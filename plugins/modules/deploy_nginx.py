@@ -231,35 +231,21 @@ diff:
         files: {/etc/ssl/www/cert.pem: {mode: '0644'}}
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
-from ansible_collections.certforge.pki.plugins.module_utils.core.errors import CertforgeError
-from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import ModuleRunner, build_target, deploy
+from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import (
+    ModuleRunner, build_target, deploy, run_deploy_module)
 from ansible_collections.certforge.pki.plugins.module_utils.targets import nginx as nginx_target
 
 
+def _work(module, no_log_values):
+    target = build_target('nginx', [nginx_target.plugin],
+                          nginx_target.target_options_from_params(module.params), ModuleRunner(module))
+    result = deploy(target, nginx_target.requests_from_params(module.params), check_mode=module.check_mode)
+    result['started'] = target.started
+    return result
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=nginx_target.nginx_argument_spec(),
-        mutually_exclusive=[('certificate', 'certificates')],
-        required_one_of=[('certificate', 'certificates')],
-        supports_check_mode=True,
-    )
-    try:
-        target = build_target('nginx', [nginx_target.plugin],
-                              nginx_target.target_options_from_params(module.params), ModuleRunner(module))
-        requests = nginx_target.requests_from_params(module.params)
-        result = deploy(target, requests, check_mode=module.check_mode)
-        result['started'] = target.started
-    except ImportError as exc:
-        module.fail_json(msg=missing_required_lib(getattr(exc, 'name', None) or cx509.CRYPTOGRAPHY_REQUIREMENT),
-                         exception=cx509.CRYPTOGRAPHY_IMP_ERR)
-    except CertforgeError as exc:
-        module.fail_json(**exc.to_result())
-    for warning in result.pop('warnings', []):
-        module.warn(warning)
-    module.exit_json(**result)
+    run_deploy_module(nginx_target.nginx_argument_spec(), _work)
 
 
 if __name__ == '__main__':

@@ -353,3 +353,31 @@ def _deploy_failure(stage, exc, report, reload_attempted, backups):
         for key, value in (exc.details or {}).items():
             details.setdefault(key, value)
     return DeployError(' '.join(parts), option=option, fix=fix, details=details)
+
+
+def run_deploy_module(argument_spec, work):
+    """main() of the deploy modules.  ``work(module, no_log_values)`` returns the result;
+    values it adds to ``no_log_values`` (secrets among target options) are masked in the output.
+    A missing library is reported with ``missing_required_lib``, library errors with the option
+    and the fix; never a traceback."""
+    from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+    from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=[('certificate', 'certificates')],
+        required_one_of=[('certificate', 'certificates')],
+        supports_check_mode=True,
+    )
+    secrets = set()
+    try:
+        result = work(module, secrets)
+    except ImportError as exc:
+        module.fail_json(msg=missing_required_lib(getattr(exc, 'name', None) or cx509.CRYPTOGRAPHY_REQUIREMENT),
+                         exception=cx509.CRYPTOGRAPHY_IMP_ERR)
+    except CertforgeError as exc:
+        module.no_log_values.update(secrets)
+        module.fail_json(**exc.to_result())
+    module.no_log_values.update(secrets)
+    for warning in result.pop('warnings', []):
+        module.warn(warning)
+    module.exit_json(**result)
