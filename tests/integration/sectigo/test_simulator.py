@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -424,6 +425,36 @@ def test_skip_lets_the_first_calls_through(sectigo_sim):
     codes = [session.get(sim.base_url + '/ssl/v1/types', timeout=10).status_code for dummy in range(3)]
     assert codes == [200, 503, 200]
     assert sim.faults()[0]['fired'] == 1
+
+
+def test_probability_faults_replay_with_the_same_seed(sectigo_sim):
+    sim, session = sectigo_sim, sectigo_sim.session()
+
+    def storm():
+        sim.clear_faults()
+        sim.seed_faults(7)
+        sim.fault('server_error', '/ssl/v1/types', times=None, probability=0.5)
+        return [session.get(sim.base_url + '/ssl/v1/types', timeout=10).status_code for dummy in range(12)]
+
+    first = storm()
+    assert set(first) == {200, 503}
+    assert storm() == first
+    assert sim.faults()[0]['probability'] == 0.5 and sim.faults()[0]['fired'] == first.count(503)
+
+
+def test_arrivals_show_a_request_while_it_is_in_flight(sectigo_sim):
+    sim, session = sectigo_sim, sectigo_sim.session()
+    sim.fault('delay', '/ssl/v1/enroll', method='POST', delay=1.0)
+    worker = threading.Thread(target=lambda: session.post(sim.base_url + '/ssl/v1/enroll',
+                                                          json=enroll_body(), timeout=10))
+    worker.start()
+    deadline = time.monotonic() + 5
+    while not sim.arrivals('POST', '/ssl/v1/enroll') and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sim.arrivals('POST', '/ssl/v1/enroll')[0]['route'] == '/ssl/v1/enroll'
+    assert not sim.audit(method='POST', path='/ssl/v1/enroll')        # not answered yet
+    worker.join(10)
+    assert len(sim.audit(method='POST', path='/ssl/v1/enroll')) == 1
 
 
 # ------------------------------------------------------------------------------------ control API

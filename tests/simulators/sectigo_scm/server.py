@@ -13,6 +13,7 @@ import contextlib
 import fnmatch
 import itertools
 import json
+import random
 import re
 import shutil
 import socket
@@ -40,12 +41,14 @@ class Fault:
     """One switchable failure.  Matches ``method`` ('*' or a verb) and ``path`` (a glob on the
     path after /api or /private/api, e.g. '/ssl/v1/enroll', '/ssl/v1/collect/*'; a pattern
     starting with /api or /private matches the full path).  ``skip`` matching requests pass
-    first, then ``times`` requests (None: all) get the fault."""
+    first, then ``times`` requests (None: all) get the fault.  With ``probability`` (0..1) each
+    of those requests gets the fault only with that chance (drawn from the simulator's seeded
+    fault RNG, see ``Simulator.seed_faults``); a request it spares looks at the next fault."""
 
     _ids = itertools.count(1)
 
     def __init__(self, kind, path='*', method='*', times=1, skip=0, status=None, code=None,
-                 description=None, retry_after=None, delay=0.0, headers=None):
+                 description=None, retry_after=None, delay=0.0, headers=None, probability=None):
         if kind not in FAULT_KINDS:
             raise ValueError('fault kind must be one of %s' % ', '.join(FAULT_KINDS))
         self.id = next(self._ids)
@@ -64,6 +67,9 @@ class Fault:
         self.retry_after = retry_after
         self.delay = float(delay or 0.0)
         self.headers = dict(headers or {})
+        self.probability = None if probability is None else float(probability)
+        if self.probability is not None and not 0.0 <= self.probability <= 1.0:
+            raise ValueError('fault probability must be between 0 and 1')
         self.seen = 0
         self.fired = 0
 
@@ -80,7 +86,7 @@ class Fault:
         return {'id': self.id, 'kind': self.kind, 'path': self.path, 'method': self.method,
                 'times': self.times, 'skip': self.skip, 'status': self.status, 'code': self.code,
                 'description': self.description, 'retry_after': self.retry_after, 'delay': self.delay,
-                'seen': self.seen, 'fired': self.fired}
+                'probability': self.probability, 'seen': self.seen, 'fired': self.fired}
 
 
 class _Dropped(Exception):
@@ -229,6 +235,7 @@ class Handler(BaseHTTPRequestHandler):
         entry['route'] = rel
         entry['auth'] = mode
         entry['login'] = self.headers.get('login')
+        sim.arrived(method, rel)
         fault = sim.take_fault(method, path, rel)
         if fault is not None:
             entry['fault'] = fault.kind
@@ -394,7 +401,9 @@ class Simulator:
                              approver_password, issue_delays=issue_delays, pending_code=pending_code,
                              unknown_id=unknown_id, revoke_requires_reason_code=revoke_requires_reason_code)
         self._faults = []
+        self._fault_rng = random.Random(0)
         self._audit = []
+        self._arrivals = []
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
         self._conns = set()
@@ -541,6 +550,11 @@ class Simulator:
         with self._lock:
             self._faults = []
 
+    def seed_faults(self, seed):
+        """Seed the RNG that decides faults with a ``probability`` (replayable fault storms)."""
+        with self._lock:
+            self._fault_rng.seed(seed)
+
     def faults(self):
         with self._lock:
             return [f.as_dict() for f in self._faults]
@@ -553,11 +567,31 @@ class Simulator:
                 fault.seen += 1
                 if fault.seen <= fault.skip:
                     continue
+                if fault.probability is not None and self._fault_rng.random() >= fault.probability:
+                    continue
                 fault.fired += 1
                 return fault
         return None
 
     # -------------------------------------------------------------- audit
+    def arrived(self, method, route):
+        """Note an API request as it arrives (before faults and processing), so a test can
+        act while it is in flight; the audit records it only once it is answered."""
+        with self._lock:
+            self._arrivals.append({'n': len(self._arrivals) + 1, 'method': method, 'route': route,
+                                   'wall': time.time()})
+
+    def arrivals(self, method=None, path=None, since=0):
+        """API requests as they arrived (oldest first): n, method, route, wall.  ``path`` is a
+        glob on the route; ``since`` skips entries with ``n <= since``."""
+        with self._lock:
+            items = [dict(e) for e in self._arrivals[since:]]
+        if method:
+            items = [e for e in items if e['method'] == method.upper()]
+        if path:
+            items = [e for e in items if fnmatch.fnmatchcase(e['route'], path)]
+        return items
+
     def record(self, entry):
         with self._lock:
             entry['seq'] = next(self._seq)
@@ -579,6 +613,7 @@ class Simulator:
     def clear_audit(self):
         with self._lock:
             self._audit = []
+            self._arrivals = []
 
     # -------------------------------------------------------------- control API
     def control(self, method, path, query, raw):
