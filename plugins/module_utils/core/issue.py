@@ -24,15 +24,24 @@ from ansible_collections.certforge.pki.plugins.module_utils.core.errors import A
 from ansible_collections.certforge.pki.plugins.module_utils.core.model import (
     ORDER_FAILED, ORDER_ISSUED, ORDER_PENDING, CertificateRequest, Event, Order)
 from ansible_collections.certforge.pki.plugins.module_utils.core.orders import (
-    ACTION_RECOVER, ACTION_RESUME, OrderStore, order_key, request_fingerprint)
+    ACTION_RECOVER, ACTION_RESUME, is_postgres_url, open_store, order_key, request_fingerprint)
 
 DEFAULT_ORDER_STORE = '~/.local/state/certforge/orders'
 ORDER_STORE_ENV = 'CERTFORGE_ORDER_STORE'
 
 
 def order_store_path(option_value=None):
-    path = option_value or os.environ.get(ORDER_STORE_ENV) or DEFAULT_ORDER_STORE
-    return os.path.expanduser(path)
+    """Where the order store lives: the ``order_store`` option, else ``$CERTFORGE_ORDER_STORE``,
+    else the default directory.  A directory path or a ``postgresql://`` URL."""
+    location = option_value or os.environ.get(ORDER_STORE_ENV) or DEFAULT_ORDER_STORE
+    if is_postgres_url(location):
+        return location
+    return os.path.expanduser(location)
+
+
+def open_order_store(option_value=None, **kwargs):
+    """The order store named by the option / environment (see :func:`order_store_path`)."""
+    return open_store(order_store_path(option_value), **kwargs)
 
 
 def _result_from_cert(cert_pem, chain, facts=None):
@@ -99,7 +108,7 @@ def issue(registry, connector, request, current_pem=None, policy=None, store_pat
     precheck = getattr(connector, 'check', None)
     if precheck is not None:
         precheck(request)     # the connector refuses what it can before anything is recorded
-    store = OrderStore(order_store_path(store_path))
+    store = open_order_store(store_path)
     key = order_key(connector.name, request.name)
     # options that do not change what is ordered (credentials, timeouts) stay out of the
     # fingerprint: a password rotated while an order is pending must not order again

@@ -24,6 +24,11 @@ A per-key ``fcntl.flock`` lock file serialises parallel Ansible forks.  The prot
 
 Lock files are never deleted (deleting a lock file another process waits on breaks mutual
 exclusion); they are empty and cheap.
+
+Backends: :class:`BaseOrderStore` holds the protocol on top of five primitives (``lock``,
+``load``, ``_write``, ``_delete``, ``keys``).  :class:`OrderStore` is the file store (the
+embedded default); ``core.store_pg.PostgresOrderStore`` keeps the same records in PostgreSQL
+for many controllers.  :func:`open_store` picks one from a path or a ``postgresql://`` URL.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -168,6 +173,7 @@ class OrderRecord:
     request_fingerprint: Optional[str]
     token: Optional[str]
     status: str = STATUS_INTENT
+    content_fingerprint: Optional[str] = None
     order: Optional[Dict[str, Any]] = None
     extra: Dict[str, Any] = field(default_factory=dict)
     created: Optional[str] = None
@@ -191,7 +197,7 @@ class OrderRecord:
         return {
             'version': self.version, 'key': self.key, 'issuer': self.issuer,
             'request_fingerprint': self.request_fingerprint, 'token': self.token,
-            'status': self.status, 'order': self.order, 'extra': self.extra,
+            'content_fingerprint': self.content_fingerprint, 'status': self.status, 'order': self.order, 'extra': self.extra,
             'created': self.created, 'updated': self.updated, 'previous': self.previous,
         }
 
@@ -224,7 +230,139 @@ class Resumption:
     reason: str = ''
 
 
-class OrderStore:
+class BaseOrderStore:
+    """The order-store protocol on top of five primitives a backend provides:
+
+    - ``lock(key, timeout=None)``: context manager holding the exclusive lock of ``key``
+      (re-entrant within one thread; TransientError after ``timeout`` seconds);
+    - ``load(key)``: the :class:`OrderRecord` of ``key`` or None;
+    - ``_write(record)``: store ``record`` atomically (readers see the old or the new one);
+    - ``_delete(key)``: remove the record, True when there was one;
+    - ``keys()``: every stored key, sorted.
+
+    ``location`` says where the records live (a directory or a redacted URL).
+    """
+
+    location = None
+    path_option = 'order_store'
+
+    def lock(self, key, timeout=None):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def load(self, key):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _write(self, record):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _delete(self, key):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def keys(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self):
+        """Release connections (a no-op for the file store)."""
+        return None
+
+    def record_intent(self, key, request_fingerprint, token=None, issuer=None, extra=None,
+                      content_fingerprint=None):
+        """Record the intent to submit (status 'intent') BEFORE calling the CA.
+
+        ``token`` is the idempotency token sent to the CA (a random one is made when None).
+        An existing record is replaced; a summary of it is kept in ``previous``.
+        Returns the new :class:`OrderRecord`.
+        """
+        with self.lock(key):
+            old = self.load(key)
+            now = _now()
+            previous = None
+            if old is not None:
+                fields = ('request_fingerprint', 'token', 'status', 'created', 'updated')
+                previous = {k: getattr(old, k) for k in fields}
+                previous['order_id'] = old.order_id
+            record = OrderRecord(key=key, issuer=issuer, request_fingerprint=request_fingerprint,
+                                 token=token or uuid.uuid4().hex, status=STATUS_INTENT,
+                                 order=None, extra=dict(extra or {}), created=now, updated=now,
+                                 previous=previous, content_fingerprint=content_fingerprint)
+            return self._write(record)
+
+    def _set_order(self, key, order, extra, what):
+        with self.lock(key):
+            record = self.load(key)
+            if record is None:
+                raise PermanentError('no order record for %s' % key,
+                                     fix='call record_intent before %s' % what)
+            data = order.to_dict() if isinstance(order, Order) else dict(order)
+            if record.order and record.order.get('id') and data.get('id') is None:
+                data['id'] = record.order['id']   # never lose a known CA id
+            record.order = data
+            record.status = data.get('status') or STATUS_PENDING
+            if record.issuer is None:
+                record.issuer = data.get('issuer')
+            if extra:
+                record.extra.update(extra)
+            record.updated = _now()
+            return self._write(record)
+
+    def record_submitted(self, key, order, extra=None):
+        """Store the CA's answer to submit (``model.Order``, with its id); status follows
+        the order ('pending', 'issued', 'failed')."""
+        return self._set_order(key, order, extra, 'record_submitted')
+
+    def update(self, key, order, extra=None):
+        """Store the order after a poll; status follows the order."""
+        return self._set_order(key, order, extra, 'update')
+
+    def complete(self, key, order=None):
+        """Mark the order issued (keeping the record, so later runs see it is done)."""
+        with self.lock(key):
+            record = self.load(key)
+            if record is None:
+                raise PermanentError('no order record for %s' % key,
+                                     fix='call record_intent before complete')
+            if order is not None:
+                record.order = order.to_dict() if isinstance(order, Order) else dict(order)
+            record.status = STATUS_ISSUED
+            if record.order is not None:
+                record.order['status'] = STATUS_ISSUED
+            record.updated = _now()
+            return self._write(record)
+
+    def restore(self, key, record):
+        """Put back ``record`` (an earlier ``load(key)``), or remove the key when it was None:
+        undoes an intent the CA refused outright."""
+        with self.lock(key):
+            if record is None:
+                return self.forget(key)
+            return self._write(record)
+
+    def forget(self, key):
+        """Remove the record of ``key``; True when there was one."""
+        with self.lock(key):
+            return self._delete(key)
+
+    def resume_or_new(self, key, fingerprint):
+        """Decide how to proceed for ``key`` given the current request ``fingerprint``
+        (see :class:`Resumption` for the actions).  Call it under ``lock(key)`` and keep the
+        lock until the intent or submit is recorded."""
+        record = self.load(key)
+        if record is None:
+            return Resumption(ACTION_NEW, None, 'no order recorded')
+        if not record.is_open:
+            return Resumption(ACTION_NEW, record, 'last order is %s' % record.status)
+        if record.request_fingerprint != fingerprint:
+            return Resumption(ACTION_CHANGED, record,
+                              'an open order (%s) exists for different inputs' % record.status)
+        if record.order_id:
+            return Resumption(ACTION_RESUME, record, 'order %s is %s' % (record.order_id,
+                                                                         record.status))
+        return Resumption(ACTION_RECOVER, record,
+                          'a submit was started without a recorded answer; look the order up '
+                          'at the CA before submitting again')
+
+
+class OrderStore(BaseOrderStore):
     """Order records under ``path`` (a directory created 0700).
 
     ``clock``/``sleep`` drive the bounded wait for locks (injectable for tests);
@@ -241,6 +379,7 @@ class OrderStore:
             raise ConfigError('must be a directory path', option=path_option,
                               fix='give a writable directory on the controller')
         self.path = os.path.abspath(os.path.expanduser(path))
+        self.location = self.path
         self.lock_timeout = lock_timeout
         self.clock = clock
         self.sleep = sleep
@@ -384,109 +523,37 @@ class OrderStore:
                               fix='inspect it; remove it (the next run looks the order up at '
                                   'the CA) if the order is no longer needed')
 
+    def _delete(self, key):
+        try:
+            os.unlink(self.record_path(key))
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return False
+            raise
+        self._fsync_dir()
+        return True
+
     def keys(self):
         """Keys of all stored records, sorted."""
         return sorted(n[:-5] for n in os.listdir(self.path)
                       if n.endswith('.json') and _KEY.match(n[:-5]))
 
-    def record_intent(self, key, request_fingerprint, token=None, issuer=None, extra=None):
-        """Record the intent to submit (status 'intent') BEFORE calling the CA.
 
-        ``token`` is the idempotency token sent to the CA (a random one is made when None).
-        An existing record is replaced; a summary of it is kept in ``previous``.
-        Returns the new :class:`OrderRecord`.
-        """
-        with self.lock(key):
-            old = self.load(key)
-            now = _now()
-            previous = None
-            if old is not None:
-                fields = ('request_fingerprint', 'token', 'status', 'created', 'updated')
-                previous = {k: getattr(old, k) for k in fields}
-                previous['order_id'] = old.order_id
-            record = OrderRecord(key=key, issuer=issuer, request_fingerprint=request_fingerprint,
-                                 token=token or uuid.uuid4().hex, status=STATUS_INTENT,
-                                 order=None, extra=dict(extra or {}), created=now, updated=now,
-                                 previous=previous)
-            return self._write(record)
+#: The file store under its own name (``OrderStore`` stays for existing callers).
+FileOrderStore = OrderStore
 
-    def _set_order(self, key, order, extra, what):
-        with self.lock(key):
-            record = self.load(key)
-            if record is None:
-                raise PermanentError('no order record for %s' % key,
-                                     fix='call record_intent before %s' % what)
-            data = order.to_dict() if isinstance(order, Order) else dict(order)
-            if record.order and record.order.get('id') and data.get('id') is None:
-                data['id'] = record.order['id']   # never lose a known CA id
-            record.order = data
-            record.status = data.get('status') or STATUS_PENDING
-            if record.issuer is None:
-                record.issuer = data.get('issuer')
-            if extra:
-                record.extra.update(extra)
-            record.updated = _now()
-            return self._write(record)
+POSTGRES_SCHEMES = ('postgresql://', 'postgres://')
 
-    def record_submitted(self, key, order, extra=None):
-        """Store the CA's answer to submit (``model.Order``, with its id); status follows
-        the order ('pending', 'issued', 'failed')."""
-        return self._set_order(key, order, extra, 'record_submitted')
 
-    def update(self, key, order, extra=None):
-        """Store the order after a poll; status follows the order."""
-        return self._set_order(key, order, extra, 'update')
+def is_postgres_url(location):
+    return isinstance(location, str) and location.lower().startswith(POSTGRES_SCHEMES)
 
-    def complete(self, key, order=None):
-        """Mark the order issued (keeping the record, so later runs see it is done)."""
-        with self.lock(key):
-            record = self.load(key)
-            if record is None:
-                raise PermanentError('no order record for %s' % key,
-                                     fix='call record_intent before complete')
-            if order is not None:
-                record.order = order.to_dict() if isinstance(order, Order) else dict(order)
-            record.status = STATUS_ISSUED
-            if record.order is not None:
-                record.order['status'] = STATUS_ISSUED
-            record.updated = _now()
-            return self._write(record)
 
-    def restore(self, key, record):
-        """Put back ``record`` (an earlier ``load(key)``), or remove the key when it was None:
-        undoes an intent the CA refused outright."""
-        with self.lock(key):
-            if record is None:
-                return self.forget(key)
-            return self._write(record)
-
-    def forget(self, key):
-        """Remove the record of ``key``; True when there was one."""
-        with self.lock(key):
-            try:
-                os.unlink(self.record_path(key))
-            except OSError as exc:
-                if exc.errno == errno.ENOENT:
-                    return False
-                raise
-            self._fsync_dir()
-            return True
-
-    def resume_or_new(self, key, fingerprint):
-        """Decide how to proceed for ``key`` given the current request ``fingerprint``
-        (see :class:`Resumption` for the actions).  Call it under ``lock(key)`` and keep the
-        lock until the intent or submit is recorded."""
-        record = self.load(key)
-        if record is None:
-            return Resumption(ACTION_NEW, None, 'no order recorded')
-        if not record.is_open:
-            return Resumption(ACTION_NEW, record, 'last order is %s' % record.status)
-        if record.request_fingerprint != fingerprint:
-            return Resumption(ACTION_CHANGED, record,
-                              'an open order (%s) exists for different inputs' % record.status)
-        if record.order_id:
-            return Resumption(ACTION_RESUME, record, 'order %s is %s' % (record.order_id,
-                                                                         record.status))
-        return Resumption(ACTION_RECOVER, record,
-                          'a submit was started without a recorded answer; look the order up '
-                          'at the CA before submitting again')
+def open_store(location, path_option='order_store', **kwargs):
+    """The order store at ``location``: a directory path (file store) or a PostgreSQL URL
+    (``postgresql://user@host:port/db``, shared by many controllers).  The PostgreSQL backend
+    and its driver (psycopg 3) are imported only when such a URL is given."""
+    if is_postgres_url(location):
+        from ansible_collections.certforge.pki.plugins.module_utils.core import store_pg
+        return store_pg.PostgresOrderStore(location, path_option=path_option, **kwargs)
+    return OrderStore(location, path_option=path_option, **kwargs)

@@ -28,7 +28,7 @@ from ansible_collections.certforge.pki.plugins.module_utils.core.hookspecs impor
 from ansible_collections.certforge.pki.plugins.module_utils.core.model import (
     ORDER_FAILED, ORDER_ISSUED, ORDER_PENDING, Order, RenewalWindow, reason_code,
 )
-from ansible_collections.certforge.pki.plugins.module_utils.core.orders import OrderStore, order_key
+from ansible_collections.certforge.pki.plugins.module_utils.core.orders import order_key
 from ansible_collections.certforge.pki.plugins.module_utils.core.renewal import parse_time
 from ansible_collections.certforge.pki.plugins.module_utils.issuers.acme import challenges as chall
 from ansible_collections.certforge.pki.plugins.module_utils.issuers.acme import jws
@@ -98,7 +98,7 @@ class AccountCache:
     @property
     def store(self):
         if self._store is None:
-            self._store = OrderStore(core_issue.order_store_path(self.store_path))
+            self._store = core_issue.open_order_store(self.store_path)
         return self._store
 
     @staticmethod

@@ -19,7 +19,7 @@ from ansible_collections.certforge.pki.plugins.module_utils.core.errors import C
 from ansible_collections.certforge.pki.plugins.module_utils.core.model import (
     CertificateRequest, reason_code,
 )
-from ansible_collections.certforge.pki.plugins.module_utils.core.orders import OrderStore, order_key
+from ansible_collections.certforge.pki.plugins.module_utils.core.orders import order_key
 from ansible_collections.certforge.pki.plugins.module_utils.core.registry import Registry
 from ansible_collections.certforge.pki.plugins.module_utils.issuers.acme import connector
 from ansible_collections.certforge.pki.plugins.module_utils.issuers.acme.client import ZEROSSL_EAB_URL
@@ -125,7 +125,7 @@ def _read_optional(path, option):
 
 
 def _pending_challenges(store_path, name):
-    record = OrderStore(core_issue.order_store_path(store_path)).load(order_key('acme', name))
+    record = core_issue.open_order_store(store_path).load(order_key('acme', name))
     details = ((record.order or {}).get('details') or {}) if record else {}
     out = []
     for info in (details.get('challenges') or {}).values():
