@@ -13,7 +13,8 @@ import os
 
 from ansible_collections.certforge.pki.plugins.module_utils.core import renewal
 from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
-from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import RENEWAL_OPTIONS, ArgumentSpec
+from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import (
+    RENEWAL_OPTIONS, ArgumentSpec, existing_file, existing_path, hostname)
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError, TransientError
 
 _OPTIONS = dict(
@@ -35,6 +36,8 @@ SPEC = ArgumentSpec(
     _OPTIONS,
     mutually_exclusive=[['path', 'content', 'host']],
     required_one_of=[['path', 'content', 'host']],
+    checks=dict(path=[existing_file], host=[hostname], ca_path=[existing_path],
+                privatekey_path=[existing_file]),
 )
 
 

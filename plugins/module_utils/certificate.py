@@ -14,7 +14,8 @@ import re
 
 from ansible_collections.certforge.pki.plugins.module_utils.core import issue as core_issue
 from ansible_collections.certforge.pki.plugins.module_utils.core import files, polling
-from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import RENEWAL_OPTIONS, ArgumentSpec
+from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import (
+    RENEWAL_OPTIONS, ArgumentSpec, destination, existing_file, max_length, not_empty)
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError
 from ansible_collections.certforge.pki.plugins.module_utils.core.registry import Registry
 from ansible_collections.certforge.pki.plugins.module_utils.issuers import local_ca, sectigo
@@ -42,6 +43,8 @@ SPEC = ArgumentSpec(
     ),
     mutually_exclusive=[('csr', 'csr_path')],
     required_one_of=[('csr', 'csr_path')],
+    checks=dict(issuer=[not_empty], csr=[not_empty], csr_path=[existing_file],
+                certificate_path=[destination], profile=[not_empty, max_length(128)]),
 )
 SPEC.update(RENEWAL_OPTIONS)
 SPEC.update(polling.ARGSPEC)

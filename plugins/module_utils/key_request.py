@@ -16,7 +16,7 @@ import stat
 
 from ansible_collections.certforge.pki.plugins.module_utils.core import files as cfiles
 from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
-from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import ArgumentSpec
+from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import ArgumentSpec, destination, optional_file
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError
 
 REQUEST_OPTIONS = dict(
@@ -52,7 +52,11 @@ def _argument_spec():
         spec[name] = opts
     spec['requests'] = dict(type='list', elements='dict', options=dict(
         (name, dict(opts)) for name, opts in REQUEST_OPTIONS.items()))
-    return ArgumentSpec(spec, required_one_of=[['privatekey_path', 'requests']])
+    checks = {}
+    for prefix in ('', 'requests.'):
+        checks.update({prefix + 'privatekey_path': [destination], prefix + 'csr_path': [destination],
+                       prefix + 'certificate_path': [optional_file]})
+    return ArgumentSpec(spec, required_one_of=[['privatekey_path', 'requests']], checks=checks)
 
 
 SPEC = _argument_spec()

@@ -13,7 +13,8 @@ import os
 from ansible_collections.certforge.pki.plugins.module_utils.core import files
 from ansible_collections.certforge.pki.plugins.module_utils.core import issue as core_issue
 from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
-from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import RENEWAL_OPTIONS, ArgumentSpec
+from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import (
+    RENEWAL_OPTIONS, ArgumentSpec, destination, existing_dir, existing_file, max_length, not_empty)
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError
 from ansible_collections.certforge.pki.plugins.module_utils.core.model import REVOCATION_REASONS
 from ansible_collections.certforge.pki.plugins.module_utils.core.registry import Registry
@@ -45,6 +46,8 @@ LOCAL_CA_SPEC = ArgumentSpec(
     ),
     required_if=[('type', 'intermediate', ('parent_path',)),
                  ('type', 'import', ('certificate_path', 'privatekey_path'))],
+    checks=dict(parent_path=[existing_dir], certificate_path=[existing_file],
+                privatekey_path=[existing_file], chain_path=[existing_file]),
 )
 
 
@@ -83,6 +86,9 @@ CERT_SPEC = ArgumentSpec(
         order_store=dict(type='path'),
     ),
     mutually_exclusive=[('csr', 'csr_path')],
+    checks=dict(ca_path=[existing_dir], csr_path=[existing_file], path=[destination],
+                chain_path=[destination], fullchain_path=[destination],
+                serial=[not_empty, max_length(64)], csr=[not_empty]),
 )
 CERT_SPEC.update(RENEWAL_OPTIONS)
 
@@ -99,7 +105,10 @@ def execute_local_ca_certificate(ctx):
                    validity_days=p['validity_days'], max_ttl_days=p['max_ttl_days'],
                    allowed_domains=p.get('allowed_domains'), allow_wildcards=p.get('allow_wildcards'))
     connector = local_ca.LocalCAIssuer(options)
+    # this module calls them ca_path / ca_passphrase, not issuer_options.*
+    connector.ca.option, connector.ca.passphrase_option = 'ca_path', 'ca_passphrase'
     _check_dest_dirs(p)
+    _check_distinct(p, ('path', 'chain_path', 'fullchain_path', 'csr_path'))
     if p['state'] == 'revoked':
         return _revoke(ctx, connector)
     if not (p.get('csr') or p.get('csr_path')):
@@ -111,8 +120,14 @@ def execute_local_ca_certificate(ctx):
     current = None
     if p.get('path') and os.path.exists(p['path']):
         current = files.read_text(p['path'], 'path')
+    for option in ('path', 'chain_path', 'fullchain_path'):
+        if p.get(option):
+            check_pem_destination(p[option], option, ('certificate',))
     registry = Registry([local_ca.PLUGIN])
     request = core_issue.build_request(dict(p, issuer_options={}), csr_pem)
+    # every refusal (bad CSR, policy, CA that cannot sign) before the order store is touched,
+    # in check mode too
+    connector.check(request)
     policy = dict(renew_before_days=p.get('renew_before_days'), renew_at_fraction=p.get('renew_at_fraction'),
                   force=p.get('force'))
     result = core_issue.issue(registry, connector, request, current_pem=current, policy=policy,
@@ -133,6 +148,34 @@ def execute_local_ca_certificate(ctx):
         after = {k: result.get(k) for k in ('serial', 'subject_alt_names', 'not_after')}
         result['diff'] = dict(before=before, after=after)
     return result
+
+
+def _check_distinct(p, options):
+    seen = {}
+    for option in options:
+        if p.get(option):
+            path = os.path.realpath(os.path.expanduser(p[option]))
+            if path in seen:
+                raise ConfigError('is the same file as %s' % seen[path], option=option,
+                                  fix='give every file its own path')
+            seen[path] = option
+
+
+def check_pem_destination(path, option, kinds):
+    """A file about to be replaced must hold what we would write there (``kinds`` of PEM, or
+    nothing): a private key, or anything else, is refused, never overwritten."""
+    if not os.path.isfile(path):
+        return
+    with open(path, 'rb') as handle:
+        data = handle.read()
+    if not data.strip():
+        return
+    kind = cx509.pem_kind(data)
+    if kind not in kinds:
+        raise ConfigError('%s holds %s, not %s; refusing to overwrite it'
+                          % (path, cx509.describe_pem(data) if kind else 'data that is not PEM',
+                             ' or '.join('a ' + k.replace('_', ' ') for k in kinds)),
+                          option=option, fix='give a path of its own, or move that file away first')
 
 
 def _revoke(ctx, connector):
@@ -172,7 +215,32 @@ CRL_SPEC = ArgumentSpec(
         renew_before_hours=dict(type='int', default=24),
         force=dict(type='bool', default=False),
     ),
+    checks=dict(ca_path=[existing_dir], path=[destination], der_path=[destination]),
 )
+
+
+def _check_crl_file(path, option, der):
+    """An existing file at a CRL path must be a CRL (any issuer): anything else is refused."""
+    if not os.path.isfile(path):
+        return
+    with open(path, 'rb') as handle:
+        data = handle.read()
+    if not data.strip():
+        return
+    x509 = cx509.require_cryptography().x509
+    try:
+        if der:
+            x509.load_der_x509_crl(data)
+        else:
+            labels = cx509.pem_labels(data)
+            if labels != ['X509 CRL']:
+                raise ValueError('not one PEM CRL')
+            x509.load_pem_x509_crl(data)
+    except ValueError:
+        what = cx509.describe_pem(data) if cx509.pem_labels(data) else 'data that is not a CRL'
+        raise ConfigError('%s holds %s, not a %s CRL; refusing to overwrite it'
+                          % (path, what, 'DER' if der else 'PEM'), option=option,
+                          fix='give the CRL a path of its own, or move that file away first')
 
 
 def execute_local_ca_crl(ctx):
@@ -185,8 +253,17 @@ def execute_local_ca_crl(ctx):
     for option in ('path', 'der_path'):
         if p.get(option):
             files.ensure_parent_dir(p[option], option)
+    _check_distinct(p, ('path', 'der_path'))
+    _check_crl_file(p['path'], 'path', der=False)
+    if p.get('der_path'):
+        _check_crl_file(p['der_path'], 'der_path', der=True)
     ca = local_ca.LocalCA(os.path.expanduser(p['ca_path']), p.get('ca_passphrase'), option='ca_path')
     ca.load(need_key=False)
+    if os.path.realpath(os.path.dirname(os.path.abspath(p['path']))) == os.path.realpath(ca.path) and \
+            os.path.basename(p['path']) in (local_ca.CA_CERT, local_ca.CA_KEY, local_ca.CA_CHAIN,
+                                            local_ca.CA_META, local_ca.CA_INDEX):
+        raise ConfigError('%s is a file of the CA itself' % p['path'], option='path',
+                          fix='give the CRL its own file name, e.g. crl.pem')
     needs, reasons = local_ca.crl_status(ca, p['path'], p['renew_before_hours'])
     if p.get('der_path') and not os.path.exists(p['der_path']):
         needs, reasons = True, reasons + ['der_missing']

@@ -18,6 +18,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import unexpected_error
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import CertforgeError
 
 
@@ -65,12 +66,15 @@ class InProcessAction(ActionBase):
         ctx = ActionContext(validated.validated_parameters, bool(self._task.check_mode),
                             bool(self._task.diff))
         try:
+            self.SPEC.check(ctx.params)
             result.update(type(self).EXECUTE(ctx))
         except CertforgeError as exc:
             result.update(failed=True, **exc.to_result())
         except ImportError as exc:
             result.update(failed=True, msg='a required Python library is missing on the controller: %s' % exc,
                           exception=traceback.format_exc())
+        except Exception as exc:  # pylint: disable=broad-except
+            result.update(failed=True, **unexpected_error(exc))
         if ctx.warnings:
             result.setdefault('warnings', []).extend(ctx.warnings)
         result['invocation'] = {'module_args': validated.validated_parameters}

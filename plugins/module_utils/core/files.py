@@ -69,6 +69,41 @@ def parse_mode(mode, option='mode'):
     return value
 
 
+def check_file_mode(mode, option='mode', secret=False):
+    """A mode given by a user for a key or certificate file: an octal string (``'0644'``), never
+    setuid, setgid or sticky, never world-writable; for a ``secret`` file never readable by
+    others.  Returns the int (``None`` stays ``None``); ConfigError naming ``option`` otherwise.
+
+    A YAML number is refused: ``mode: 644`` unquoted is the decimal 644, which is mode 01204."""
+    if mode is None:
+        return None
+    if isinstance(mode, bool) or not isinstance(mode, (int, str)):
+        raise ConfigError('%r is not a file mode' % (mode,), option=option,
+                          fix="give an octal string such as '0644' (quoted in YAML)")
+    if isinstance(mode, int):
+        raise ConfigError('%d is a number, not an octal string: unquoted, YAML reads 644 as the '
+                          'decimal 644 (mode %04o)' % (mode, mode & 0o7777), option=option,
+                          fix="quote the mode as an octal string, e.g. mode: '0644'")
+    text = mode.strip().lower()
+    if text.startswith('0o'):
+        text = text[2:]
+    if not re.match(r'^[0-7]{3,4}$', text):
+        raise ConfigError('%r is not an octal file mode' % (mode,), option=option,
+                          fix="give an octal string such as '0644' (symbolic modes are not accepted)")
+    value = int(text, 8)
+    if value & 0o7000:
+        raise ConfigError('%r sets setuid, setgid or sticky bits, which key and certificate files '
+                          'must never have' % (mode,), option=option,
+                          fix="drop the leading digit, e.g. mode: '0644'")
+    if value & 0o002:
+        raise ConfigError('%r makes the file world-writable' % (mode,), option=option,
+                          fix="use mode: '0644' (or '0640' with a group)")
+    if secret and value & 0o037:
+        raise ConfigError('%r lets others read or write a private key' % (mode,), option=option,
+                          fix="use mode: '0600' (or '0640' with a trusted group)")
+    return value
+
+
 def format_mode(mode):
     """``0o644`` -> ``'0644'``; ``None`` stays ``None``."""
     return None if mode is None else '%04o' % mode

@@ -24,6 +24,7 @@ import contextlib
 import os
 
 from ansible_collections.certforge.pki.plugins.module_utils.core import hookspecs
+from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import DEPLOY_CHECKS, check_params, unexpected_error
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import CertforgeError, ConfigError, DeployError
 from ansible_collections.certforge.pki.plugins.module_utils.core.model import Event
 
@@ -370,6 +371,7 @@ def run_deploy_module(argument_spec, work):
     )
     secrets = set()
     try:
+        check_params(module.params, argument_spec, DEPLOY_CHECKS)
         result = work(module, secrets)
     except ImportError as exc:
         module.fail_json(msg=missing_required_lib(getattr(exc, 'name', None) or cx509.CRYPTOGRAPHY_REQUIREMENT),
@@ -377,6 +379,9 @@ def run_deploy_module(argument_spec, work):
     except CertforgeError as exc:
         module.no_log_values.update(secrets)
         module.fail_json(**exc.to_result())
+    except Exception as exc:  # pylint: disable=broad-except
+        module.no_log_values.update(secrets)
+        module.fail_json(**unexpected_error(exc))
     module.no_log_values.update(secrets)
     for warning in result.pop('warnings', []):
         module.warn(warning)

@@ -21,6 +21,7 @@ import contextlib
 import datetime
 import json
 import os
+import re
 
 from ansible_collections.certforge.pki.plugins.module_utils.core import files
 from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
@@ -124,10 +125,14 @@ class LocalCA:
     """A CA directory.  ``load()`` checks that key and certificate belong together and that
     the certificate is a CA that may sign certificates."""
 
-    def __init__(self, path, passphrase=None, option='ca_path'):
+    def __init__(self, path, passphrase=None, option='ca_path', passphrase_option=None):
         self.path = path
         self.passphrase = passphrase
         self.option = option
+        # the passphrase option that goes with the path option: ca_path -> ca_passphrase,
+        # path -> passphrase, parent_path -> parent_passphrase
+        self.passphrase_option = passphrase_option or (
+            option[:-len('path')] + 'passphrase' if option.endswith('path') else 'passphrase')
         self.cert = None
         self.key = None
         self.chain = []          # PEM strings, nearest issuer first
@@ -141,6 +146,9 @@ class LocalCA:
 
     # -- loading
     def load(self, need_key=True):
+        if os.path.lexists(self.path) and not os.path.isdir(self.path):
+            raise ConfigError('%s is not a CA directory (it is a file or a dangling link)' % self.path,
+                              option=self.option, fix='give the directory made by certforge.pki.local_ca')
         if not os.path.isdir(self.path):
             raise ConfigError('CA directory %s does not exist' % self.path, option=self.option,
                               fix='create the CA first with certforge.pki.local_ca')
@@ -150,10 +158,15 @@ class LocalCA:
         self.cert = cx509.load_certificate(_read(self.p(CA_CERT), self.option), option=self.option)
         check_is_ca(self.cert, self.option)
         if os.path.exists(self.p(CA_CHAIN)):
-            self.chain = cx509.split_pem(_read(self.p(CA_CHAIN), self.option).decode('ascii'))
+            self.chain = cx509.split_pem(_read(self.p(CA_CHAIN), self.option))
         if need_key:
-            self.key = load_ca_key(_read(self.p(CA_KEY), self.option), self.passphrase,
-                                   'ca_passphrase' if self.passphrase else self.option)
+            if not os.path.exists(self.p(CA_KEY)):
+                raise ConfigError('%s has no %s' % (self.path, CA_KEY), option=self.option,
+                                  fix='point at a directory made by certforge.pki.local_ca, or restore its key')
+            self.key = cx509.load_private_key(
+                _read(self.p(CA_KEY), self.option), passphrase=self.passphrase,
+                option=self.passphrase_option if self.passphrase else self.option,
+                passphrase_option=self.passphrase_option)
             if not cx509.key_matches_cert(self.key, self.cert):
                 raise ConfigError('the CA key in %s does not match the CA certificate' % self.path,
                                   option=self.option, fix='restore the matching ca.key and ca.crt pair')
@@ -300,9 +313,23 @@ def check_request(csr_pem, profile, validity_days, allowed_domains=None, allow_w
                           fix='e.g. validity_days: 90')
     csr = cx509.load_csr(csr_pem, option='csr')
     cx509.verify_csr_signature(csr, option='csr')
+    check_csr_key(csr)
     sans = cx509.san_list(csr)
     check_sans(sans, PROFILES[profile], profile, allowed_domains, allow_wildcards)
     return csr, sans
+
+
+MIN_RSA_BITS = 2048
+
+
+def check_csr_key(csr):
+    """The local CA signs no RSA key under 2048 bits (NIST SP 800-131A, CA/B Forum)."""
+    rsa = _c().rsa
+    pub = csr.public_key()
+    if isinstance(pub, rsa.RSAPublicKey) and pub.key_size < MIN_RSA_BITS:
+        raise PolicyError('the CSR has an RSA key of %d bits; the local CA signs RSA keys of at least %d bits'
+                          % (pub.key_size, MIN_RSA_BITS), option='csr',
+                          fix='make the key again with privatekey_size: 2048 (or 3072/4096), or use ECDSA')
 
 
 def normalize_serial(serial):
@@ -351,6 +378,15 @@ def _domain_allowed(name, allowed):
     return False
 
 
+def _is_ip_text(value):
+    import ipaddress
+    try:
+        ipaddress.ip_address(value.strip('[]'))
+        return True
+    except ValueError:
+        return False
+
+
 def check_sans(sans, prof, profile, allowed_domains, allow_wildcards):
     """Policy: SAN types the profile allows, wildcards, allowed domains."""
     if prof['need_san'] and not sans:
@@ -359,6 +395,9 @@ def check_sans(sans, prof, profile, allowed_domains, allow_wildcards):
     wildcards = prof['wildcards'] if allow_wildcards is None else (allow_wildcards and prof['wildcards'])
     for san in sans:
         kind, value = san.split(':', 1) if ':' in san else ('DNS', san)
+        if kind == 'DNS' and _is_ip_text(value):
+            raise PolicyError('%s puts an IP address in a DNS name' % san, option='subject_alt_names',
+                              fix='request it as IP:%s' % value)
         if kind not in prof['san_types']:
             raise PolicyError('%s is not allowed by profile %s (allowed: %s)'
                               % (san, profile, ', '.join(prof['san_types'])),
@@ -438,6 +477,7 @@ def ensure_ca(params, check_mode=False, warn=None):
     kind = params.get('type') or 'root'
     ca = LocalCA(path, params.get('passphrase'), option='path')
     reasons = []
+    check_ca_dir(path, 'path')
     if ca.exists() and not params.get('force'):
         ca.load(need_key=True)
         want = _subject(params) if (params.get('common_name') or params.get('subject')) else None
@@ -463,7 +503,7 @@ def ensure_ca(params, check_mode=False, warn=None):
                               option='privatekey_path', fix='give the key of that CA certificate')
         chain = []
         if params.get('chain_path'):
-            chain = cx509.split_pem(_read(os.path.expanduser(params['chain_path']), 'chain_path').decode('ascii'))
+            chain = load_chain(_read(os.path.expanduser(params['chain_path']), 'chain_path'), 'chain_path')
         if check_mode:
             return dict(changed=True, changed_reasons=reasons, path=path)
         _store_ca(path, key, cert, chain, params.get('passphrase'), {'kind': 'import'})
@@ -477,6 +517,9 @@ def ensure_ca(params, check_mode=False, warn=None):
                               fix='set parent_path to the directory of the signing local CA')
         parent = LocalCA(os.path.expanduser(params['parent_path']), params.get('parent_passphrase'),
                          option='parent_path').load()
+        if os.path.realpath(parent.path) == os.path.realpath(path):
+            raise ConfigError('the parent CA is the CA itself', option='parent_path',
+                              fix='give the directory of another local CA')
     elif kind != 'root':
         raise ConfigError('unknown type %r' % (kind,), option='type', fix='use root, intermediate or import')
     reasons.append('created' if not ca.exists() else 'forced')
@@ -496,6 +539,46 @@ def ensure_ca(params, check_mode=False, warn=None):
     _store_ca(path, key, cert, chain, params.get('passphrase'),
               {'kind': kind, 'parent': parent.path if parent else None})
     return _ca_result(LocalCA(path, params.get('passphrase')).load(), True, reasons)
+
+
+def check_ca_dir(path, option):
+    """The directory of a CA to create or load: not empty, not a file, not a dangling link,
+    in an existing parent directory."""
+    if not path or not path.strip():
+        raise ConfigError('is empty', option=option, fix='give the directory of the CA')
+    if os.path.islink(path) and not os.path.exists(path):
+        raise ConfigError('%s is a dangling symbolic link' % path, option=option,
+                          fix='remove the link or point it to a directory')
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError('%s exists and is not a directory' % path, option=option,
+                          fix='give a directory path for the CA (it is created when missing)')
+    strangers = [n for n in (os.listdir(path) if os.path.isdir(path) else [])
+                 if n not in (CA_CERT, CA_KEY, CA_CHAIN, CA_META, CA_INDEX, '.lock')
+                 and not n.endswith('.certforge-tmp')]
+    if strangers and not os.path.exists(os.path.join(path, CA_CERT)):
+        raise ConfigError('%s is not empty and holds no CA (no %s)' % (path, CA_CERT), option=option,
+                          fix='give an empty or missing directory, or the directory of an existing local CA')
+
+
+def load_chain(data, option):
+    """The certificates of a chain file, each checked to be a CA certificate; anything else in
+    the file (garbage, keys, CSRs) is refused."""
+    blocks = cx509.pem_labels(data)
+    if not blocks:
+        raise ConfigError('holds no PEM certificate', option=option,
+                          fix='give a PEM file of the CA certificates above this CA, nearest first')
+    if any(label != 'CERTIFICATE' for label in blocks):
+        raise ConfigError('holds %s; a chain holds only certificates' % cx509.describe_pem(data),
+                          option=option, fix='give a PEM file of CA certificates only')
+    text = data.decode('utf-8', 'replace') if isinstance(data, bytes) else data
+    outside = re.sub(r'-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----', '', text, flags=re.S).strip()
+    if outside:
+        raise ConfigError('holds text outside its PEM blocks', option=option,
+                          fix='give a clean PEM file of CA certificates only')
+    certs = cx509.load_certificates(data, option=option)
+    for cert in certs:
+        check_is_ca(cert, option)
+    return [cx509.to_pem(c) for c in certs]
 
 
 def _store_ca(path, key, cert, chain, passphrase, meta):
