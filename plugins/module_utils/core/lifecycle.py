@@ -45,28 +45,29 @@ def target_class(name, plugins, discover=False):
     plugins are asked directly, so host-side deploy modules do not need pluggy on every managed
     host.  With ``discover``, a name no given plugin provides is looked up among the connectors
     installed on this host (entry-point group ``certforge.pki``, needs pluggy); built-in names
-    never trigger that scan."""
-    errors = []
+    never trigger that scan.  Each installed package loads on its own: a broken one breaks only
+    its own connectors, and a class that does not subclass ``sdk.TargetConnector`` is refused
+    naming its missing methods."""
     if hookspecs.HAS_PLUGGY:
         from ansible_collections.certforge.pki.plugins.module_utils.core.registry import Registry
-        available = Registry(plugins).targets()
-        if name not in available and discover:
+        registry = Registry(plugins)
+        if name not in registry.targets() and discover:
             registry = Registry(plugins, load_entry_points=True)
-            available = registry.targets()
-            errors = registry.entry_point_errors
-    else:
-        available = {}
-        for plugin in plugins:
-            for key, value in (plugin.certforge_targets() or {}).items():
-                available.setdefault(key, value)
+        try:
+            return registry.target_class(name)
+        except ConfigError as exc:
+            if discover and 'did you mean' not in (exc.fix or '') and not registry.problems('target'):
+                exc.fix += ' on the host that runs the deploy'
+            raise
+    available = {}
+    for plugin in plugins:
+        for key, value in (plugin.certforge_targets() or {}).items():
+            available.setdefault(key, value)
     if name not in available:
         known = ', '.join(sorted(available)) or '(none registered)'
         fix = 'use one of: %s' % known
         if discover:
-            fix += (', or install the package that provides the target on the managed host' if hookspecs.HAS_PLUGGY
-                    else '; targets from other packages also need the Python library pluggy on the managed host')
-        if errors:
-            fix += ' (loading installed connectors failed: %s)' % '; '.join(errors)
+            fix += '; targets from other packages also need the Python library pluggy on the managed host'
         raise ConfigError('unknown target %r' % (name,), option='target', fix=fix)
     return available[name]
 
@@ -219,8 +220,17 @@ def _summarise(plans):
     return certificates
 
 
+def engine(target):
+    """The core's engine around a target connector (``core.deployment.TargetEngine``)."""
+    from ansible_collections.certforge.pki.plugins.module_utils.core.deployment import TargetEngine
+    if isinstance(target, TargetEngine):
+        return target
+    return TargetEngine(target)
+
+
 def deploy(target, requests, check_mode=False, emit=None):
-    """Deploy ``requests`` (``model.DeployRequest``) to ``target`` (a target connector).
+    """Deploy ``requests`` (``model.DeployRequest``) to ``target`` (a target connector; the
+    core's ``TargetEngine`` owns the transaction, backups, rollback and the single reload).
 
     ``emit``: optional callable taking a ``model.Event`` (deployed / rolled_back / failed); if it
     returns a list, those are warnings.  Returns a dict: ``changed``, ``changed_reasons``,
@@ -231,7 +241,8 @@ def deploy(target, requests, check_mode=False, emit=None):
     ``DeployError`` when a deploy step failed (everything rolled back)."""
     requests = list(requests)
     warnings = []
-    target_name = getattr(target, 'name', None)
+    target = engine(target)
+    target_name = target.name
 
     def send(kind, plan, **details):
         if emit is None:

@@ -101,14 +101,17 @@ class RenewalWindow:
 
 @dataclass
 class FileSpec:
-    """One file a target writes."""
+    """One file a target writes (content: bytes, or text written as ASCII/UTF-8)."""
 
     path: str
-    content: bytes
+    content: Any
     mode: Optional[str] = None
-    owner: Optional[str] = None
-    group: Optional[str] = None
-    label: str = ''                             # 'certificate', 'chain', 'fullchain', ...
+    owner: Optional[Any] = None
+    group: Optional[Any] = None
+    label: str = ''                             # 'certificate', 'chain', 'fullchain', 'combined', ...
+    option: Optional[str] = None                # the option the path came from (error messages);
+                                                # default '<label>_path'
+    secret: bool = False                        # holds key material: never diffed, mode 0600 default
 
 
 @dataclass
@@ -120,6 +123,7 @@ class DeployRequest:
     chain_pem: List[str] = field(default_factory=list)
     key_path: Optional[str] = None
     options: Dict[str, Any] = field(default_factory=dict)
+    certificate_options: Dict[str, Any] = field(default_factory=dict)   # the target's own, checked
 
 
 @dataclass

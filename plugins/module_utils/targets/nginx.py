@@ -25,13 +25,13 @@ import time
 
 from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError, DeployError, PermanentError
-from ansible_collections.certforge.pki.plugins.module_utils.core.hookspecs import hookimpl
+from ansible_collections.certforge.pki.plugins.module_utils.core.deployment import as_list
+from ansible_collections.certforge.pki.plugins.module_utils.sdk import hookimpl
 from ansible_collections.certforge.pki.plugins.module_utils.targets.files import (
     DEFAULT_VERIFY_HOST,
     DEFAULT_VERIFY_TIMEOUT,
     VERIFY_CERTIFICATE_OPTIONS,
     FilesTarget,
-    as_list,
     files_argument_spec,
     requests_from_params as _files_requests_from_params,
     target_options_from_params as _files_target_options,
@@ -253,12 +253,12 @@ class NginxTarget(FilesTarget):
         self.fetch_certificate = fetch_served_certificate
         self.serial_of = der_serial
 
-    def plan(self, request):
-        plan = super(NginxTarget, self).plan(request)
+    def files(self, request):
+        specs = super(NginxTarget, self).files(request)
         prefix = (request.options or {}).get('option_prefix', '')
         # refuse a bad verify block now, before anything is written
         verify_settings((request.options or {}).get('verify'), prefix + 'verify')
-        return plan
+        return specs
 
     def _run(self, argv, option):
         if self.runner is None:
@@ -317,7 +317,6 @@ class NginxTarget(FilesTarget):
         if len(items) != 1:
             return dict((i.plan.request.name, self.verify(i)) for i in items)
         item = items[0]
-        super(NginxTarget, self).verify(item)
         request = item.plan.request
         prefix = (request.options or {}).get('option_prefix', '')
         settings = verify_settings((request.options or {}).get('verify'), prefix + 'verify')

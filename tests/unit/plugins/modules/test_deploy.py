@@ -50,7 +50,7 @@ def run_main(args, capsys):
     return exit_info.value.code, out
 
 
-class Recorder:
+class Recorder(files_target.FilesTarget):
     """A target from 'another package': records what it was given."""
 
     name = 'recorder'
@@ -62,11 +62,11 @@ class Recorder:
         return dict(endpoint=dict(type='str', required=True), token=dict(type='str', no_log=True),
                     retries=dict(type='int', default=3))
 
-    def __new__(cls, options, runner):
+    def __init__(self, options, runner):
         Recorder.seen.append(dict(options))
         if options.get('endpoint') == 'refuse':
             raise ConfigError('endpoint refused the token %s' % options.get('token'), option='token')
-        return files_target.FilesTarget(options, runner)
+        super(Recorder, self).__init__(options, runner)
 
 
 class Unchecked(files_target.FilesTarget):

@@ -1,12 +1,25 @@
 from ansible_collections.certforge.pki.plugins.module_utils.core.registry import Registry
-from ansible_collections.certforge.pki.plugins.module_utils.core.hookspecs import hookimpl
+from ansible_collections.certforge.pki.plugins.module_utils.sdk import IssuerConnector, hookimpl
 
 
-class Fake:
+class Fake(IssuerConnector):
     name = 'fake'
 
     def __init__(self, options):
+        super(Fake, self).__init__(options)
         self.options = options
+
+    def submit(self, request):
+        raise NotImplementedError
+
+    def poll(self, order):
+        raise NotImplementedError
+
+    def revoke(self, revocation):
+        raise NotImplementedError
+
+    def find_orders(self, request):
+        return []
 
 
 class Plugin:

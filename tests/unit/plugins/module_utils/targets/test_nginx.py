@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError, DeployError
+from ansible_collections.certforge.pki.plugins.module_utils.core.deployment import TargetEngine
 from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import deploy
 from ansible_collections.certforge.pki.plugins.module_utils.core.model import DeployRequest
 from ansible_collections.certforge.pki.plugins.module_utils.core.registry import Registry
@@ -260,9 +261,10 @@ def test_target_verify_end_to_end_against_tls_server(tls_server, tmp_path):
                             options={'certificate_path': str(tmp_path / 'b-deployed.crt'),
                                      'verify': {'port': port, 'timeout': 5}})
     target = NginxTarget({}, FakeRunner())
-    plan = target.plan(request)
-    applied = target.apply(plan)
-    assert target.verify(applied) == 'B2'
+    engine = TargetEngine(target)     # the core writes; the target only verifies
+    plan = engine.plan(request)
+    applied = engine.apply(plan)
+    assert engine.verify(applied) == 'B2'
     assert names[-1] == 'b.test'
     assert os.path.exists(str(tmp_path / 'b-deployed.crt'))
 
