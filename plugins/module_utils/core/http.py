@@ -496,7 +496,10 @@ def request(session, method, url, accept=(), retries=None, deadline=None, **kwar
             status = response.status_code
             if status < 400 or status in accept:
                 return response
-            retryable = status in RETRY_STATUSES and (idempotent or status in UNPROCESSED_STATUSES)
+            # an idempotent request is retried on any 5xx (a 500 on a GET changes nothing);
+            # a POST only when the status proves it was not processed
+            retryable = ((idempotent and (status in RETRY_STATUSES or status >= 500))
+                         or status in UNPROCESSED_STATUSES)
             if not retryable:
                 error = error_for_response(response, method, secrets, settings.option_names,
                                            attempt)

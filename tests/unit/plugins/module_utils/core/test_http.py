@@ -291,12 +291,26 @@ def test_deadline_and_retries_can_be_overridden_per_call(server, fake):
     assert server.script.count() == 1 and fake.sleeps == []
 
 
-def test_500_is_not_retried_but_is_transient(server, fake):
+def test_500_on_a_get_is_retried_then_transient(server, fake):
     server.script.on('/err', reply(500, {'detail': 'boom'}))
     with pytest.raises(TransientError) as info:
         request(session_for(fake), 'GET', server.base + '/err')
-    assert server.script.count() == 1
+    assert server.script.count() == 6              # the first try and five retries
     assert 'boom' in str(info.value)
+
+
+def test_500_on_a_get_then_an_answer(server, fake):
+    server.script.on('/flaky', reply(500, {'detail': 'boom'}), reply(200, {'ok': True}))
+    response = request(session_for(fake), 'GET', server.base + '/flaky')
+    assert response.json() == {'ok': True} and server.script.count() == 2
+
+
+def test_500_on_a_post_is_not_retried(server, fake):
+    server.script.on('/enroll', reply(500, {'detail': 'boom'}))
+    with pytest.raises(Exception) as info:
+        request(session_for(fake), 'POST', server.base + '/enroll', json={'csr': 'x'})
+    assert server.script.count('POST') == 1
+    assert info.value.details.get('request_sent') == 'unknown'
 
 
 # -- non-idempotent requests ---------------------------------------------------------------

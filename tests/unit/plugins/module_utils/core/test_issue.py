@@ -67,6 +67,9 @@ class Scripted(IssuerConnector):
                          certificate_pem=_sign(order.details['csr']), details=order.details)
         return Order(issuer=self.name, id=order.id, details=order.details, retry_after=1)
 
+    def revoke(self, revocation):
+        self.calls.append('revoke')
+
     def find_orders(self, request):
         self.calls.append('find')
         found = self.orders.get(request.token)
@@ -113,8 +116,9 @@ def test_pending_at_deadline_then_resumed_without_second_order(tmp_path):
 def test_lost_submit_answer_is_recovered_not_reordered(tmp_path):
     csr = _csr()
     conn = Scripted([TransientError('connection reset')])
-    with pytest.raises(TransientError):
-        run(conn, csr, str(tmp_path))
+    first = run(conn, csr, str(tmp_path))
+    # transient trouble is waited out, not failed: pending, and the intent stays recorded
+    assert first['status'] == 'pending' and first['order_id'] is None and first['changed']
     record = OrderStore(str(tmp_path)).load(order_key('scripted', 'a'))
     assert record.status == 'intent' and record.order_id is None
     conn.script = ['issued']
