@@ -5,13 +5,10 @@
 
 from __future__ import annotations
 
-from ansible_collections.certforge.pki.plugins.module_utils.certificate import SPEC, execute, secret_values
+from ansible_collections.certforge.pki.plugins.module_utils.certificate import SPEC, execute
 from ansible_collections.certforge.pki.plugins.plugin_utils.inprocess import InProcessAction
 
 
 class ActionModule(InProcessAction):
     SPEC = SPEC
     EXECUTE = staticmethod(execute)
-
-    def extra_no_log(self, params):
-        return secret_values(params.get('issuer_options'))

@@ -220,3 +220,100 @@ options:
         type: float
         default: 10
 '''
+
+    # VERIFY for the generic deploy module: elements also take the target's own options.
+    GENERIC = r'''
+options:
+  certificates:
+    description:
+      - Several certificates deployed in one call, as one transaction.
+      - Each element takes the options below; an option an element does not set falls back to the
+        top-level option of the same name.
+      - Names must be unique (the default name comes from the file name, so give names when the file
+        names repeat).
+      - Mutually exclusive with O(certificate).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of this certificate, see O(name).
+        type: str
+      certificate:
+        description: The certificate in PEM format, see O(certificate).
+        type: str
+      chain:
+        description: The chain in PEM format, see O(chain).
+        type: str
+      certificate_path:
+        description: Destination of the leaf certificate, see O(certificate_path).
+        type: path
+      chain_path:
+        description: Destination of the chain, see O(chain_path).
+        type: path
+      fullchain_path:
+        description: Destination of the full chain, see O(fullchain_path).
+        type: path
+      key_path:
+        description: Private key to check the certificate against, see O(key_path).
+        type: path
+      owner:
+        description: Owner of this certificate's files, see O(owner).
+        type: str
+      group:
+        description: Group of this certificate's files, see O(group).
+        type: str
+      mode:
+        description: Mode of this certificate's files, see O(mode).
+        type: raw
+      verify:
+        description:
+          - Live check of this certificate, see O(verify).
+          - Keys not set here come from the top-level O(verify), then from its defaults
+            (O(verify.host=127.0.0.1), O(verify.timeout=10)).
+        type: dict
+        suboptions:
+          host:
+            description: Address to connect to.
+            type: str
+          port:
+            description: TLS port.
+            type: int
+          server_name:
+            description: SNI name sent in the handshake.
+            type: str
+          timeout:
+            description: Seconds to wait for the new serial.
+            type: float
+      certificate_options:
+        description: The target's own options for this certificate, merged key by key over O(certificate_options).
+        type: dict
+  verify:
+    description:
+      - Check the live endpoint after the reload, for every certificate (elements of O(certificates)
+        can override single keys).
+      - Connects to O(verify.host):O(verify.port) with SNI O(verify.server_name) and polls until the
+        served leaf certificate has the new serial, or O(verify.timeout) passes (then everything is
+        rolled back).
+      - The handshake does not verify the chain or the host name; it only compares serials.
+        Trust is the business of the clients.
+      - Unset means no live check.
+    type: dict
+    suboptions:
+      host:
+        description: Address to connect to.
+        type: str
+        default: 127.0.0.1
+      port:
+        description: TLS port the server listens on for this certificate. Required when O(verify) is set.
+        type: int
+      server_name:
+        description:
+          - SNI name sent in the handshake.
+          - Defaults to the first DNS name of the certificate that is not a wildcard; set it for
+            wildcard-only certificates.
+        type: str
+      timeout:
+        description: Seconds to wait for the new serial to be served.
+        type: float
+        default: 10
+'''

@@ -26,6 +26,7 @@ extends_documentation_fragment:
   - certforge.pki.attributes
   - certforge.pki.attributes.actiongroup_issuers
   - certforge.pki.renewal
+  - certforge.pki.connectors.issuer_options
 attributes:
   check_mode:
     support: full
@@ -45,17 +46,27 @@ options:
     type: str
     required: true
   issuer:
-    description: The issuer connector, for example V(local_ca).
+    description:
+      - The issuer connector - V(local_ca), V(acme), V(sectigo), or one another package provides (installed
+        on the controller, entry-point group C(certforge.pki); see C(docs/connectors.md)).
+      - An unknown name fails listing the known ones and the closest match.
     type: str
     required: true
-  issuer_options:
+  state:
     description:
-      - Settings of the issuer connector.
-      - For V(local_ca) - C(ca_path) (required), C(ca_passphrase), C(profile), C(validity_days),
-        C(max_ttl_days), C(allowed_domains), C(allow_wildcards), as in M(certforge.pki.local_ca_certificate).
-      - Values whose names contain C(pass), C(secret), C(token), C(hmac) or C(private_key) are scrubbed from the result.
-    type: dict
-    default: {}
+      - V(present) issues or renews the certificate (O(csr) or O(csr_path) needed).
+      - V(revoked) revokes the certificate in use (O(current_certificate) or O(certificate_path)) through
+        the issuer, built-in or from another package, and sends a C(revoked) event to C(certforge_event)
+        observers. A marker in the order store makes a rerun report V(changed=false) without calling the CA.
+    type: str
+    choices: [present, revoked]
+    default: present
+  revocation_reason:
+    description: RFC 5280 reason given to the CA with O(state=revoked).
+    type: str
+    choices: [unspecified, key_compromise, ca_compromise, affiliation_changed, superseded,
+              cessation_of_operation, certificate_hold, remove_from_crl, privilege_withdrawn, aa_compromise]
+    default: unspecified
   csr:
     description: The CSR (PEM), for example the RV(certforge.pki.certificate_request#module:csr) of a host.
     type: str
@@ -65,6 +76,7 @@ options:
   current_certificate:
     description:
       - The certificate in use (PEM), checked against the renewal policy. Empty means there is none.
+      - With O(state=revoked), the certificate to revoke.
     type: str
   certificate_path:
     description:
@@ -130,11 +142,23 @@ EXAMPLES = r'''
     csr: "{{ req.csr }}"
     current_certificate: "{{ req.current_certificate.pem | default(omit) }}"
   register: cert
+
+- name: Revoke it through the same issuer (any issuer, also one from another package)
+  certforge.pki.certificate:
+    name: www
+    issuer: local_ca
+    issuer_options:
+      ca_path: /etc/certforge/issuing-ca
+    state: revoked
+    revocation_reason: superseded
+    current_certificate: "{{ cert.certificate }}"
 '''
 
 RETURN = r'''
 status:
-  description: V(valid) (current certificate kept), V(issued), V(pending) (the CA is not done yet), or V(would_issue) in check mode.
+  description:
+    - V(valid) (current certificate kept), V(issued), V(pending) (the CA is not done yet), or V(would_issue) in check mode.
+    - V(revoked) with O(state=revoked).
   returned: success
   type: str
   sample: issued
@@ -176,6 +200,10 @@ not_before:
 not_after:
   description: End of validity (ISO 8601, UTC).
   returned: status is issued or valid
+  type: str
+revocation_reason:
+  description: The reason given to the CA.
+  returned: O(state=revoked)
   type: str
 subject_alt_names:
   description: SANs of the certificate.

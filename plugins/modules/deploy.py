@@ -39,7 +39,8 @@ extends_documentation_fragment:
   - certforge.pki.attributes
   - certforge.pki.attributes.actiongroup_deploy
   - certforge.pki.deploy
-  - certforge.pki.deploy.verify
+  - certforge.pki.deploy.generic
+  - certforge.pki.connectors.target_options
 attributes:
   check_mode:
     support: full
@@ -65,37 +66,18 @@ options:
         entry point group C(certforge.pki)); the error lists the names there are.
     type: str
     required: true
-  target_options:
+  certificate_options:
     description:
-      - The options of the target itself, checked against that target's own options before anything is
-        written; an unknown or bad one fails naming C(target_options.<name>).
-      - V(files) has none (the file options are top-level options of this module).
-      - "V(nginx) takes the options of M(certforge.pki.deploy_nginx) that are not file or certificate options:"
-      - C(validate_command) - command that tests the nginx configuration, as an argv list (no shell).
-        Runs after the files are written, since C(nginx -t) reads them. Default V([nginx, -t]). For an nginx
-        started with its own configuration, pass the same C(-c), C(-p) and C(-e) options.
-      - C(reload_command) - command that reloads nginx, as an argv list, for example
-        V([systemctl, reload, nginx]). Runs once per call, only when files changed. Default
-        V([nginx, -s, reload]). A string such as V(nginx -s reload) is refused.
-      - C(reload) - whether to reload nginx after a successful configuration test (boolean, default
-        V(true)). With V(false), O(verify) is skipped with a warning and nginx is not started either.
-      - C(pid_file) - absolute path of the pid file of nginx (its C(pid) directive, often
-        C(/run/nginx.pid)). When set, the module checks before the reload whether the process it names
-        runs; when it does not (no file, no number in it, no such process), C(start_command) runs instead
-        of C(reload_command). Without C(start_command) the task fails saying that nginx is not running,
-        and the files are rolled back.
-      - C(start_command) - command that starts nginx when C(pid_file) says it does not run, as an argv list,
-        for example V([systemctl, start, nginx]); needs C(pid_file). This is the first deploy to a host
-        whose nginx could not start while its configuration named certificate files that did not exist
-        yet.
-      - A target another package provides documents its own options.
+      - The target's own per-certificate options (a target from another package declares them), checked
+        against the target's spec; an element of O(certificates) may set its own, merged key by key over
+        these. V(files) and V(nginx) have none.
     type: dict
-    default: {}
 notes:
   - The private key is not written by this module. Create it on the host first (mode C(0600)) and point
     the server configuration at it; O(key_path) checks that certificate and key belong together.
-  - Targets from other packages run on the managed host, so their package must be installed for the
-    Python interpreter Ansible uses there. Built-in target names never look at installed packages.
+  - Targets from other packages run on the host that runs the deploy (the managed host), so their package
+    must be installed for the Python interpreter Ansible uses there; see C(docs/connectors.md). Built-in
+    target names never look at installed packages, and a broken package breaks only its own targets.
   - The values of target options that a target marks as secret are masked in the task result.
 seealso:
   - module: certforge.pki.deploy_files

@@ -77,5 +77,7 @@ class InProcessAction(ActionBase):
             result.update(failed=True, **unexpected_error(exc))
         if ctx.warnings:
             result.setdefault('warnings', []).extend(ctx.warnings)
+        # secrets inside free-form dicts, named by the connector's option spec
+        no_log_values.update(getattr(ctx, 'no_log_values', None) or ())
         result['invocation'] = {'module_args': validated.validated_parameters}
         return remove_values(result, no_log_values)

@@ -78,57 +78,23 @@ def build_target(name, plugins, options=None, runner=None, discover=False):
 
 
 def target_option_spec(cls):
-    """The argument spec of a target class's own options (its ``option_spec()``), or None
-    when the class declares none."""
-    spec = getattr(cls, 'option_spec', None)
-    if spec is None:
-        return None
-    return spec() if callable(spec) else dict(spec)
+    """The argument spec of a target class's own options (its ``option_spec``), or None
+    when the class declares None (it checks its options itself)."""
+    from ansible_collections.certforge.pki.plugins.module_utils.core.options import option_spec_of
+    return option_spec_of(cls)
 
 
 def check_target_options(cls, options, option='target_options', no_log_values=None):
-    """Check ``options`` (a dict) against the target class's ``option_spec()`` and return them
-    with their types converted and defaults filled in.
+    """Check ``options`` (a dict) against the target class's ``option_spec`` and return them
+    with their types converted and defaults filled in (``core.options.check_options``).
 
-    Unknown and bad options raise ConfigError naming ``<option>.<name>``.  A class without an
-    ``option_spec`` gets the options unchanged (it checks them itself).  The values of options
-    the spec marks ``no_log`` are added to the set ``no_log_values``, for the module to mask."""
-    name = getattr(cls, 'name', None) or getattr(cls, '__name__', 'this')
-    if options is None:
-        options = {}
-    if not isinstance(options, dict):
-        raise ConfigError('must be a dictionary, not %s' % type(options).__name__, option=option,
-                          fix='give the options of the %s target as a dictionary' % name)
-    spec = target_option_spec(cls)
-    if spec is None:
-        return dict(options)
-    known = {}
-    for key, value in spec.items():
-        known[key] = key
-        for alias in value.get('aliases') or ():
-            known[alias] = key
-    fix = ('use %s' % ', '.join(sorted(spec)) if spec
-           else 'leave %s empty: the %s target has no options of its own' % (option, name))
-    for key in sorted(options, key=str):
-        if key not in known:
-            raise ConfigError('%r is not an option of the %s target' % (key, name),
-                              option='%s.%s' % (option, key), fix=fix)
-    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-    for key in sorted(options):
-        one = ArgumentSpecValidator({known[key]: spec[known[key]]}).validate({key: options[key]})
-        if one.error_messages:
-            msg = one.error_messages[0]
-            prefix = "argument '%s' " % key
-            raise ConfigError(msg[len(prefix):] if msg.startswith(prefix) else msg, option='%s.%s' % (option, key),
-                              fix='give a value of type %s (see the options of the %s target in the module '
-                                  'documentation)' % (spec[known[key]].get('type', 'str'), name))
-    result = ArgumentSpecValidator(spec).validate(dict(options))
-    if result.error_messages:
-        raise ConfigError('; '.join(result.error_messages), option=option,
-                          fix='see the options of the %s target in the module documentation' % name)
-    if no_log_values is not None:
-        no_log_values.update(getattr(result, '_no_log_values', ()) or ())
-    return result.validated_parameters
+    Unknown and bad options raise ConfigError naming ``<option>.<name>`` (with the closest valid
+    name).  A class whose ``option_spec`` is None gets the options unchanged.  The values of
+    options the spec marks ``no_log`` are added to the set ``no_log_values``, for the module to
+    mask."""
+    from ansible_collections.certforge.pki.plugins.module_utils.core.options import check_options
+    return check_options(cls, options, option=option, kind='target', no_log_values=no_log_values,
+                         keep_unset=True)
 
 
 class ModuleRunner:

@@ -676,6 +676,16 @@ class LocalCAIssuer(IssuerConnector):
     issued order."""
 
     name = 'local_ca'
+    #: ``issuer_options`` of the generic certificate module (doc fragment ``certforge.pki.issuer_options``)
+    option_spec = dict(
+        ca_path=dict(type='path', required=True),
+        ca_passphrase=dict(type='str', no_log=True),
+        profile=dict(type='str', choices=sorted(PROFILES)),
+        validity_days=dict(type='int'),
+        max_ttl_days=dict(type='int', default=397),
+        allowed_domains=dict(type='list', elements='str'),
+        allow_wildcards=dict(type='bool'),
+    )
 
     def __init__(self, options):
         super(LocalCAIssuer, self).__init__(options)

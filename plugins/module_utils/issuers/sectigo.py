@@ -542,6 +542,16 @@ class SectigoIssuer(IssuerConnector):
 
     name = 'sectigo'
     fingerprint_ignore = CONNECTION_OPTIONS
+    option_mutually_exclusive = [('client_cert', 'pkcs12_path')]
+
+    @classmethod
+    def option_spec(cls):
+        """``issuer_options`` of the generic certificate module: the connection options (unset
+        ones come from the environment) and the request options of ``sectigo_certificate``."""
+        spec = dict(CONNECTION_ARGSPEC)
+        spec.update(REQUEST_ARGSPEC)
+        spec['ssl_id'] = dict(type='int')
+        return spec
 
     def __init__(self, options, option_prefix='issuer_options.', client=None):
         super(SectigoIssuer, self).__init__(options)

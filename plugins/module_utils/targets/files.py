@@ -37,6 +37,7 @@ from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle impor
     target_option_spec,
 )
 from ansible_collections.certforge.pki.plugins.module_utils.core.model import DeployRequest, FileSpec
+from ansible_collections.certforge.pki.plugins.module_utils.core.options import check_options
 from ansible_collections.certforge.pki.plugins.module_utils.sdk import TargetConnector, hookimpl
 
 #: (path option, label) in the order files are planned and written.
@@ -182,7 +183,9 @@ def deploy_argument_spec():
     spec.update(
         target=dict(type='str', required=True),
         target_options=dict(type='dict', default={}),
+        certificate_options=dict(type='dict'),
     )
+    spec['certificates']['options']['certificate_options'] = dict(type='dict')
     return spec
 
 
@@ -226,7 +229,13 @@ def deploy_from_params(params, plugins, runner, check_mode=False, no_log_values=
         keys = tuple(getattr(cls, 'certificate_options', None) or VERIFY_CERTIFICATE_OPTIONS)
         if 'verify' not in keys and _asks_verify(params):
             warnings.append('verify is ignored: the %s target has no live endpoint to check' % name)
-        result = deploy(target, requests_from_params(params, keys), check_mode=check_mode)
+        requests = requests_from_params(params, keys + ('certificate_options',))
+        for request in requests:
+            prefix = request.options.get('option_prefix', '')
+            request.certificate_options = check_options(
+                cls, request.options.pop('certificate_options', None) or {}, option=prefix + 'certificate_options',
+                kind='target', no_log_values=no_log_values, attribute='certificate_option_spec', keep_unset=True)
+        result = deploy(target, requests, check_mode=check_mode)
     except CertforgeError as exc:
         raise _under('target_options', exc, own)
     if hasattr(target, 'started'):

@@ -137,6 +137,22 @@ class AcmeIssuer(IssuerConnector):
     """RFC 8555 issuer.  Options: see the ``certforge.pki.acme`` doc fragment."""
 
     name = 'acme'
+    option_mutually_exclusive = [('account_key_path', 'account_key_content')]
+    option_required_one_of = [('account_key_path', 'account_key_content')]
+
+    #: options of acme_certificate that are not issuer options of the generic certificate module
+    MODULE_ONLY = ('name', 'csr', 'csr_path', 'certificate_path', 'chain_path', 'fullchain_path',
+                   'fail_on_pending', 'renew_before_days', 'renew_at_fraction', 'force')
+
+    @classmethod
+    def option_spec(cls):
+        """``issuer_options`` of the generic certificate module: the options of
+        ``acme_certificate`` that describe the CA, the account and the order."""
+        from ansible_collections.certforge.pki.plugins.module_utils.issuers.acme import modules
+        spec = dict(modules.CONNECTION_OPTIONS)
+        spec.update(modules.ACCOUNT_OPTIONS)
+        spec.update((k, v) for k, v in modules.CERTIFICATE_SPEC.argument_spec.items() if k not in cls.MODULE_ONLY)
+        return spec
 
     def __init__(self, options, clock=time.monotonic, sleep=time.sleep, wallclock=time.time, session=None):
         super(AcmeIssuer, self).__init__(options)
