@@ -18,7 +18,7 @@ from ansible_collections.certforge.pki.plugins.module_utils.core.model import (
     CertificateRequest, Order,
 )
 from ansible_collections.certforge.pki.plugins.module_utils.core.orders import (
-    OrderRecord, OrderStore, order_key, request_fingerprint,
+    OrderRecord, OrderStore, is_postgres_url, open_store, order_key, request_fingerprint,
 )
 
 CTX = multiprocessing.get_context('fork')
@@ -55,9 +55,22 @@ class FakeTime:
         self.now += seconds
 
 
+@pytest.fixture(params=['file', 'pg'])
+def location(request, tmp_path):
+    """Where a store lives: a directory (file store) or a PostgreSQL URL (a fresh schema in the
+    session's throw-away cluster, see conftest.py).  Protocol tests run against both."""
+    if request.param == 'pg':
+        return request.getfixturevalue('pg_url')
+    return str(tmp_path / 'orders')
+
+
 @pytest.fixture
-def store(tmp_path):
-    return OrderStore(str(tmp_path / 'orders'))
+def store(location):
+    return open_store(location)
+
+
+#: for tests of what only the file store has (files, modes, temp files)
+file_only = pytest.mark.parametrize('location', ['file'], indirect=True)
 
 
 def mode(path):
@@ -167,6 +180,7 @@ def test_unusable_directory_is_a_config_error(tmp_path):
     assert info.value.option == 'order_dir'
 
 
+@file_only
 def test_failed_write_keeps_old_record_and_leaves_no_temp_file(store, monkeypatch):
     store.record_intent('ca+www', 'fp-1', token='tok-1', issuer='ca')
     before = open(store.record_path('ca+www'), 'rb').read()
@@ -186,9 +200,11 @@ def test_unserialisable_extra_leaves_no_temp_file(store):
     with pytest.raises(TypeError):
         store.record_intent('ca+www', 'fp', issuer='ca', extra={'bad': object()})
     assert store.load('ca+www') is None
-    assert not [n for n in os.listdir(store.path) if n.endswith('.tmp')]
+    if not is_postgres_url(store.location):
+        assert not [n for n in os.listdir(store.path) if n.endswith('.tmp')]
 
 
+@file_only
 def test_corrupt_record_is_a_config_error_naming_the_store_option(store):
     with open(store.record_path('ca+www'), 'w') as handle:
         handle.write('{"key": "ca+ww')
@@ -228,7 +244,7 @@ def test_full_life_cycle(store):
     assert loaded.status == 'issued' and loaded.get_order().issued
     assert loaded.updated >= loaded.created
 
-    raw = json.load(open(store.record_path(key)))
+    raw = json.load(open(store.record_path(key))) if hasattr(store, 'record_path') else loaded.to_dict()
     assert set(raw) >= {'key', 'issuer', 'request_fingerprint', 'token', 'status', 'order',
                         'created', 'updated'}
     assert store.keys() == [key]
@@ -303,11 +319,10 @@ def test_terminal_orders_allow_new(store, status):
 
 # -- locking -------------------------------------------------------------------------------
 
-def test_lock_times_out_with_bounded_wait_and_no_real_sleep(tmp_path):
-    path = str(tmp_path / 'orders')
-    holder = OrderStore(path)
+def test_lock_times_out_with_bounded_wait_and_no_real_sleep(location):
+    holder = open_store(location)
     t = FakeTime()
-    waiter = OrderStore(path, clock=t.clock, sleep=t.sleep)
+    waiter = open_store(location, clock=t.clock, sleep=t.sleep)
     with holder.lock('ca+www'):
         with pytest.raises(TransientError) as info:
             with waiter.lock('ca+www', timeout=2):
@@ -347,7 +362,7 @@ def test_lock_excludes_other_threads_using_the_same_store(store):
 
 
 def _try_lock_in_child(store, key, queue):
-    store = OrderStore(store) if isinstance(store, str) else store
+    store = open_store(store) if isinstance(store, str) else store
     try:
         with store.lock(key, timeout=0):
             queue.put('locked')
@@ -355,7 +370,7 @@ def _try_lock_in_child(store, key, queue):
         queue.put('busy')
 
 
-def test_forked_child_does_not_inherit_the_parents_lock(store):
+def test_forked_child_does_not_inherit_the_parents_lock(store, location):
     queue = CTX.Queue()
     with store.lock('ca+www'):
         # the child gets the very same object, with the parent's lock bookkeeping
@@ -363,7 +378,7 @@ def test_forked_child_does_not_inherit_the_parents_lock(store):
         child.start()
         child.join(JOIN_TIMEOUT)
         assert queue.get(timeout=JOIN_TIMEOUT) == 'busy'
-    child = CTX.Process(target=_try_lock_in_child, args=(store.path, 'ca+www', queue))
+    child = CTX.Process(target=_try_lock_in_child, args=(location, 'ca+www', queue))
     child.start()
     child.join(JOIN_TIMEOUT)
     assert queue.get(timeout=JOIN_TIMEOUT) == 'locked'
@@ -376,7 +391,7 @@ ROUNDS = 15
 
 
 def _writer(path, key, worker, barrier):
-    store = OrderStore(path, lock_timeout=JOIN_TIMEOUT)
+    store = open_store(path, lock_timeout=JOIN_TIMEOUT)
     barrier.wait(JOIN_TIMEOUT)
     for i in range(ROUNDS):
         with store.lock(key):
@@ -392,17 +407,28 @@ def _writer(path, key, worker, barrier):
 def _reader(path, key, stop, queue):
     reads = invalid = inconsistent = 0
     target = os.path.join(path, key + '.json')
+    shared = open_store(path) if is_postgres_url(path) else None
     while not stop.is_set() or reads == 0:
-        try:
-            with open(target, 'rb') as handle:
-                raw = handle.read()
-        except FileNotFoundError:
-            continue
-        try:
-            data = json.loads(raw.decode('utf-8'))
-        except ValueError:
-            invalid += 1
-            continue
+        if shared is not None:     # the database returns whole records or none
+            try:
+                record = shared.load(key)
+            except ConfigError:
+                invalid += 1
+                continue
+            if record is None:
+                continue
+            data = record.to_dict()
+        else:
+            try:
+                with open(target, 'rb') as handle:
+                    raw = handle.read()
+            except FileNotFoundError:
+                continue
+            try:
+                data = json.loads(raw.decode('utf-8'))
+            except ValueError:
+                invalid += 1
+                continue
         reads += 1
         # a record is either a fresh intent or the submit of that same intent
         if data['order'] is not None and data['order']['id'] != 'o' + data['token'][1:]:
@@ -412,9 +438,9 @@ def _reader(path, key, stop, queue):
     queue.put((reads, invalid, inconsistent))
 
 
-def test_parallel_processes_lose_no_update_and_never_see_half_written_files(tmp_path):
-    path = str(tmp_path / 'orders')
-    OrderStore(path)
+def test_parallel_processes_lose_no_update_and_never_see_half_written_files(location):
+    path = location
+    open_store(path)
     key = order_key('ca', 'shared.example.com')
     barrier = CTX.Barrier(WORKERS + 1)
     stop = CTX.Event()
@@ -433,18 +459,19 @@ def test_parallel_processes_lose_no_update_and_never_see_half_written_files(tmp_
 
     assert [p.exitcode for p in writers] == [0] * WORKERS
     assert reader.exitcode == 0
-    record = OrderStore(path).load(key)
+    record = open_store(path).load(key)
     assert record.extra['count'] == WORKERS * ROUNDS
     expected = sorted('%d-%d' % (w, i) for w in range(WORKERS) for i in range(ROUNDS))
     assert sorted(record.extra['seen']) == expected
     assert record.status == 'pending' and record.order_id == 'o' + record.token[1:]
     assert reads > 0 and invalid == 0 and inconsistent == 0
-    assert sorted(os.listdir(path)) == [key + '.json', key + '.lock']
+    if not is_postgres_url(path):
+        assert sorted(os.listdir(path)) == [key + '.json', key + '.lock']
 
 
 def _racer(path, key, queue, barrier):
     """What an issuer module does: decide under the lock, submit only when new."""
-    store = OrderStore(path, lock_timeout=JOIN_TIMEOUT)
+    store = open_store(path, lock_timeout=JOIN_TIMEOUT)
     barrier.wait(JOIN_TIMEOUT)
     with store.lock(key):
         found = store.resume_or_new(key, 'fp')
@@ -456,9 +483,9 @@ def _racer(path, key, queue, barrier):
             queue.put(found.action)
 
 
-def test_parallel_forks_for_one_certificate_submit_once(tmp_path):
-    path = str(tmp_path / 'orders')
-    OrderStore(path)
+def test_parallel_forks_for_one_certificate_submit_once(location):
+    path = location
+    open_store(path)
     key = order_key('ca', 'cluster.example.com')
     barrier = CTX.Barrier(WORKERS)
     queue = CTX.Queue()
@@ -471,8 +498,7 @@ def test_parallel_forks_for_one_certificate_submit_once(tmp_path):
     assert actions == ['resume'] * (WORKERS - 1) + ['submitted']
 
 
-def test_restore_puts_back_or_forgets(tmp_path):
-    store = OrderStore(str(tmp_path / 'store'))
+def test_restore_puts_back_or_forgets(store):
     store.record_intent('k', 'f1', token='t1')
     before = store.load('k')
     store.record_intent('k', 'f2', token='t2')
