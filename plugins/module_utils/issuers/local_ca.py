@@ -40,6 +40,7 @@ CA_KEY = 'ca.key'
 CA_CHAIN = 'chain.pem'
 CA_META = 'ca.json'
 CA_INDEX = 'index.json'
+CA_CERTS = 'certs'             # one PEM per issued serial
 
 #: Issuance profiles: key usage, extended key usage, whether wildcards and which SAN types
 #: are allowed.  RSA keys also get keyEncipherment where the profile wants it.
@@ -219,9 +220,14 @@ class LocalCA:
     # -- signing
     def sign(self, csr_pem, profile='tls_server', validity_days=90, max_ttl_days=397,
              allowed_domains=None, allow_wildcards=None, name=None, token=None, now=None,
-             warn=None):
+             warn=None, replaces=None):
         """Sign a CSR; returns (cert, record).  Policy problems raise PolicyError and nothing
-        is recorded."""
+        is recorded.
+
+        CA-side idempotency: a ``token`` the CA has already signed for (a valid record) returns
+        that certificate again instead of signing another, decided under the CA lock, so two
+        controllers that share the CA but not an order store still sign once.  ``replaces`` (a
+        hex serial) is recorded, and the replaced record notes ``superseded_by``."""
         lib = _c()
         x509, rsa = lib.x509, lib.rsa
         warn = warn or (lambda msg: None)
@@ -260,18 +266,45 @@ class LocalCA:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName(cx509.parse_san(sans, option='csr')),
                 critical=not csr.subject)
-        cert = builder.sign(self.key, cx509.hash_for_key(self.key))
-        serial = cx509.serial_hex(cert)
-        record = dict(serial=serial, name=name, token=token, profile=profile,
-                      subject=csr.subject.rfc4514_string(), subject_alt_names=sans,
-                      not_before=_iso(cx509.not_before(cert)),
-                      not_after=_iso(cx509.not_after(cert)),
-                      issued_at=_iso(now), status='valid')
         with self.locked():
             index = self.index()
+            if token:
+                for earlier in sorted(index.values(), key=lambda r: r.get('issued_at', '')):
+                    if earlier.get('token') == token and earlier.get('status') == 'valid':
+                        pem = self.certificate_pem(earlier['serial'])
+                        if pem:
+                            return cx509.load_certificate(pem, option=self.option), earlier
+            cert = builder.sign(self.key, cx509.hash_for_key(self.key))
+            serial = cx509.serial_hex(cert)
+            record = dict(serial=serial, name=name, token=token, profile=profile,
+                          subject=csr.subject.rfc4514_string(), subject_alt_names=sans,
+                          not_before=_iso(cx509.not_before(cert)),
+                          not_after=_iso(cx509.not_after(cert)),
+                          issued_at=_iso(now), status='valid')
+            if replaces:
+                replaces = normalize_serial(replaces)
+                record['replaces'] = replaces
+                if replaces in index:
+                    index[replaces]['superseded_by'] = serial
+            self._save_certificate(serial, cx509.to_pem(cert))
             index[serial] = record
             self.save_index(index)
         return cert, record
+
+    def _save_certificate(self, serial, pem):
+        directory = self.p(CA_CERTS)
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o700)
+        _write_public(os.path.join(directory, '%s.pem' % serial), pem.encode('ascii'), 0o644)
+
+    def certificate_pem(self, serial):
+        """PEM of a certificate this CA issued (kept under certs/), or None."""
+        path = os.path.join(self.p(CA_CERTS), '%s.pem' % normalize_serial(serial))
+        try:
+            with open(path) as handle:
+                return handle.read()
+        except (IOError, OSError):
+            return None
 
     def revoke(self, serial, reason='unspecified', now=None):
         """Record a revocation; returns (changed, record)."""
@@ -676,6 +709,8 @@ class LocalCAIssuer(IssuerConnector):
     issued order."""
 
     name = 'local_ca'
+    #: the CA's index can be searched by order token (see ``find_orders``)
+    searchable = True
     #: ``issuer_options`` of the generic certificate module (doc fragment ``certforge.pki.issuer_options``)
     option_spec = dict(
         ca_path=dict(type='path', required=True),
@@ -722,7 +757,7 @@ class LocalCAIssuer(IssuerConnector):
             validity_days=self._validity(request),
             max_ttl_days=o.get('max_ttl_days', 397), allowed_domains=o.get('allowed_domains'),
             allow_wildcards=o.get('allow_wildcards'), name=request.name, token=request.token,
-            warn=self.warnings.append)
+            warn=self.warnings.append, replaces=request.replaces_serial)
         return Order(issuer=self.name, id=record['serial'], status=ORDER_ISSUED,
                      certificate_pem=cx509.to_pem(cert), chain_pem=ca.chain_pems(),
                      details={'profile': record['profile']})
@@ -747,9 +782,20 @@ class LocalCAIssuer(IssuerConnector):
         return None
 
     def find_orders(self, request):
+        """Certificates this CA signed with the request's token (oldest first), each with its
+        PEM, so a run with an empty order store returns the one already issued."""
         ca = self._loaded(need_key=False)
-        return [Order(issuer=self.name, id=r['serial'], status='issued' if r.get('status') == 'valid' else r.get('status'),
-                      details=r) for r in ca.find(name=request.name, token=request.token)]
+        if not request.token:
+            return []
+        out = []
+        for r in ca.find(token=request.token):
+            pem = ca.certificate_pem(r['serial'])
+            status = ORDER_ISSUED if r.get('status') == 'valid' and pem else (
+                'revoked' if r.get('status') == 'revoked' else 'failed')
+            out.append(Order(issuer=self.name, id=r['serial'], status=status, certificate_pem=pem,
+                             chain_pem=ca.chain_pems() if pem else [],
+                             details={'profile': r.get('profile'), 'recovered': True}))
+        return out
 
     def profile_of(self, serial):
         record = self._loaded(need_key=False).index().get(normalize_serial(serial))

@@ -260,3 +260,42 @@ def test_generic_certificate_module_dispatches_local_ca(tmp_path):
     with pytest.raises(ConfigError) as exc:
         certificate_execute(Ctx(params, SPEC))
     assert exc.value.option == 'issuer' and 'local_ca' in str(exc.value)
+
+
+def _index(tmp_path, ca='root'):
+    import json
+    with open(str(tmp_path / ca / 'index.json')) as handle:
+        return json.load(handle)
+
+
+def test_empty_store_returns_the_certificate_already_signed(tmp_path):
+    """Every job with a fresh order store (AWX): the CA is searched by the derived token."""
+    root(tmp_path)
+    csr = make_csr()
+    from ansible_collections.certforge.pki.plugins.module_utils.certificate import SPEC
+    serials = set()
+    for job in range(5):
+        params = dict(name='www', issuer='local_ca', issuer_options={'ca_path': str(tmp_path / 'root')},
+                      csr=csr, order_store=str(tmp_path / ('orders-%d' % job)))
+        res = certificate_execute(Ctx(params, SPEC))
+        assert res['status'] == 'issued' and res['changed']
+        serials.add(res['serial'])
+    assert len(serials) == 1 and len(_index(tmp_path)) == 1
+
+
+def test_failed_deploys_do_not_sign_again_and_renewal_records_what_it_supersedes(tmp_path):
+    root(tmp_path)
+    csr = make_csr()
+    from ansible_collections.certforge.pki.plugins.module_utils.certificate import SPEC
+    params = dict(name='www', issuer='local_ca', issuer_options={'ca_path': str(tmp_path / 'root')},
+                  csr=csr, order_store=str(tmp_path / 'orders'))
+    first = certificate_execute(Ctx(params, SPEC))
+    for _ in range(20):                       # the deploy keeps failing: nothing reaches the host
+        again = certificate_execute(Ctx(params, SPEC))
+        assert again['serial'] == first['serial'] and again['reused']
+    assert len(_index(tmp_path)) == 1
+    params.update(current_certificate=first['certificate'], force=True)
+    renewed = certificate_execute(Ctx(params, SPEC))
+    index = _index(tmp_path)
+    assert len(index) == 2 and index[renewed['serial']]['replaces'] == first['serial']
+    assert index[first['serial']]['superseded_by'] == renewed['serial']
