@@ -63,13 +63,14 @@ $(STAMP): $(REQUIREMENTS)
 	$(PY) -m pip install --quiet --progress-bar off -r tests/requirements.txt
 	@touch $@
 
-deps: ## Install nginx, openssl, shellcheck and pebble with apt-get when missing (root only)
+deps: ## Install nginx, openssl, shellcheck, pebble and postgresql with apt-get when missing (root only)
 	@missing=""; \
 	for pkg in $(SYSTEM_PACKAGES); do \
 	  PATH="$$PATH:/usr/sbin:/sbin" command -v "$$pkg" >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -z "$$missing" ]; then \
-	  echo "deps: present: $(SYSTEM_PACKAGES)"; \
+	  echo "deps: present: $(SYSTEM_PACKAGES) postgresql"; \
 	elif [ "$$(id -u)" != 0 ]; then \
 	  echo "deps: missing:$$missing -- not root, skipping; install them with your package manager"; \
 	elif ! command -v apt-get >/dev/null 2>&1; then \
@@ -77,8 +78,14 @@ deps: ## Install nginx, openssl, shellcheck and pebble with apt-get when missing
 	else \
 	  echo "deps: installing$$missing"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
-	  apt-get update -qq; \
-	  apt-get install -y -qq --no-install-recommends $$missing </dev/null; \
+	  policy=/usr/sbin/policy-rc.d; made_policy=""; \
+	  if [ ! -e "$$policy" ]; then \
+	    printf '#!/bin/sh\n# package scripts must not start daemons (make deps)\nexit 101\n' > "$$policy"; \
+	    chmod 755 "$$policy"; made_policy=1; \
+	  fi; \
+	  trap 'if [ -n "$$made_policy" ]; then rm -f "$$policy"; fi' EXIT; \
+	  apt-get -o DPkg::Lock::Timeout=120 update -qq; \
+	  apt-get -o DPkg::Lock::Timeout=120 install -y -qq --no-install-recommends $$missing </dev/null; \
 	fi
 
 collection: ## Link build/collections/ansible_collections/certforge/pki to this tree
