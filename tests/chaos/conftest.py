@@ -32,8 +32,10 @@ def _load(name, path):
 
 scenarios = _load('certforge_chaos_scenarios', HERE / 'scenarios.py')
 harness = scenarios.harness
+pg_server_module = _load('certforge_pg_server', HERE.parent / 'integration' / 'pg_server.py')
+pg_server = pg_server_module.pytest_fixture()      # session: a throw-away cluster on 127.0.0.1
 
-_STATE = {'chaos': None, 'left': 0}
+_STATE = {'chaos': None, 'left': 0, 'pg_url': None}
 
 
 def _chaos():
@@ -47,13 +49,19 @@ def pytest_report_header(config):
     return [_chaos().header()]
 
 
+def _mine(items):
+    return [item for item in items if 'chaos_run' in getattr(item, 'fixturenames', ())]
+
+
 def pytest_collection_modifyitems(config, items):
     del config
-    chaos = _chaos()
-    mine = [item for item in items if 'chaos_lab' in getattr(item, 'fixturenames', ())]
-    _STATE['left'] = len(mine)
-    for item in mine:
-        item.add_marker(pytest.mark.timeout(int(chaos.budget) + 900))
+    for item in _mine(items):
+        item.add_marker(pytest.mark.timeout(int(_chaos().budget) + 900))
+
+
+def pytest_collection_finish(session):
+    """Scenarios left to run (after -k / deselection): each gets a share of the budget."""
+    _STATE['left'] = len(_mine(session.items))
 
 
 @pytest.fixture(scope='session')
@@ -67,22 +75,21 @@ def chaos_lab(tmp_path_factory):
 
 @pytest.fixture
 def chaos_pg_url(request):
-    """A PostgreSQL order store URL, or None: ``CHAOS_PG_URL``, else (when the collection has
-    a PostgreSQL backend that imports) the first fixture of ``harness.PG_FIXTURES`` found."""
+    """(URL, why): ``CHAOS_PG_URL``, else a database in the session's throw-away PostgreSQL
+    cluster (``pg_server``) when the collection's PostgreSQL store and psycopg import."""
     url = os.environ.get('CHAOS_PG_URL')
     if url:
-        return url
-    if not harness.pg_backend_importable():
-        return None
-    for name in harness.PG_FIXTURES:
-        try:
-            value = request.getfixturevalue(name)
-        except pytest.FixtureLookupError:
-            continue
-        found = harness.pg_url_of(value)
-        if found:
-            return found
-    return None
+        return url, ''
+    if _STATE['pg_url']:
+        return _STATE['pg_url'], ''
+    ok, why = harness.pg_backend_importable()
+    if ok:
+        ok, why = pg_server_module.available()
+    if not ok:
+        return None, why
+    server = request.getfixturevalue('pg_server')
+    _STATE['pg_url'] = server.create_database('chaos')
+    return _STATE['pg_url'], ''
 
 
 @pytest.fixture
@@ -91,10 +98,10 @@ def chaos_run(chaos_lab, request):
     def run(scenario, store):
         _STATE['left'] = max(0, _STATE['left'] - 1)
         if store == 'pg':
-            url = request.getfixturevalue('chaos_pg_url')
+            url, why = request.getfixturevalue('chaos_pg_url')
             if not url:
                 chaos_lab.chaos.skipped(scenario, store, 'pg store not available')
-                pytest.skip('pg store not available')
+                pytest.skip('pg store not available: %s' % why)
             chaos_lab.pg_url = url
         try:
             return scenarios.run(chaos_lab, scenario, store, _STATE['left'] + 1)

@@ -685,30 +685,12 @@ class AcmeCountingProxy:
 # order store variants
 # ---------------------------------------------------------------------------------------------
 
-#: fixtures that may provide a throw-away PostgreSQL server for the shared order store; the
-#: value is a URL (``postgresql://...``) or an object with ``url`` or ``dsn``.
-PG_FIXTURES = ('pg_order_store_url', 'postgresql_order_store', 'postgresql_server', 'postgres_server',
-               'pg_server', 'postgresql')
-
-
 def pg_backend_importable():
-    """True when the collection has a PostgreSQL order store backend that imports here."""
-    core = REPO / 'plugins' / 'module_utils' / 'core'
-    candidates = sorted(p.stem for p in core.glob('*.py') if 'pg' in p.stem or 'postgres' in p.stem)
-    for stem in candidates:
-        try:
-            importlib.import_module('ansible_collections.certforge.pki.plugins.module_utils.core.' + stem)
-        except Exception:  # pylint: disable=broad-exception-caught
-            continue
-        return True
-    return False
-
-
-def pg_url_of(value):
-    if isinstance(value, str):
-        return value
-    for attr in ('url', 'dsn', 'order_store_url'):
-        found = getattr(value, attr, None)
-        if isinstance(found, str) and found.startswith('postgres'):
-            return found
-    return None
+    """(True, '') when the PostgreSQL order store (core/store_pg.py and psycopg 3) imports here,
+    else (False, why)."""
+    try:
+        importlib.import_module('ansible_collections.certforge.pki.plugins.module_utils.core.store_pg')
+        importlib.import_module('psycopg')
+    except ImportError as exc:
+        return False, 'PostgreSQL order store does not import: %s' % exc
+    return True, ''

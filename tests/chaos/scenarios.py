@@ -35,6 +35,7 @@ DV = 'Sectigo DV SSL'
 ORG = 'Example Org'
 CUSTOM = {'cost-center': 'CC-42'}
 MOMENTS = ('before_submit', 'in_flight', 'after_submit', 'polling')
+LOCAL_CA_MOMENTS = ('early', 'signed')      # the local CA signs inside the task: no wire, no polling
 IN_FLIGHT_DELAY = 2.0          # seconds the CA holds the submit in the in-flight moment
 CERTS_PER_RUN = 2              # certificates per playbook run in the kill scenarios
 
@@ -276,27 +277,30 @@ class AcmeMoments:
 
 
 class LocalCAMoments:
-    """Kill moments at the local CA: at a random time after start, or right after the
-    ``k``-th signature lands in the index."""
+    """Kill moments at the local CA, which signs at once: a random time after the task's
+    worker process appeared, or right after the ``k``-th signature lands in the index."""
 
     def __init__(self, counter):
         self.counter = counter
         self.mark = counter.count()
-        self.started = time.monotonic()
+        self.controller = None
+
+    def bind(self, controller):
+        self.controller = controller
 
     def prepare(self, moment, k):
         del moment, k
 
     def condition(self, moment, k):
-        if moment in ('before_submit', 'in_flight'):
-            return lambda: time.monotonic() - self.started > 0.3
+        if moment == 'early':
+            return lambda: bool(harness.descendants(self.controller.pid))
         return lambda: self.counter.count() - self.mark >= k + 1
 
     @staticmethod
     def extra(moment, rng, chaos):
         del chaos
-        if moment in ('before_submit', 'in_flight'):
-            return rng.uniform(0.0, 2.5)
+        if moment == 'early':
+            return rng.uniform(0.0, 0.4)
         return rng.uniform(0.0, 0.05)
 
     def settle(self, timeout=15):
@@ -380,6 +384,8 @@ class Runner:
                 else:
                     moments_at.prepare(moment, k)
                     ctl = self.lab.controller(work, play(certs), env, label='first').start()
+                    if hasattr(moments_at, 'bind'):
+                        moments_at.bind(ctl)
                     hit = harness.poll(lambda: moments_at.condition(moment, k)() or not ctl.running(), bound)
                     if hit and ctl.running():
                         time.sleep(moments_at.extra(moment, rng, self.chaos))   # the random moment itself
@@ -538,9 +544,10 @@ SCENARIOS = {
     'pebble-tree-kill': ('acme', lambda r: r.kill_then_rerun('acme', 'tree'), True),
     # ACME cannot search for an order: with the file store deleted, nothing can find it again
     'pebble-store-deleted': ('acme', lambda r: r.kill_then_rerun('acme', 'tree', delete_store=True), False),
-    'local-ca-group-kill': ('local_ca', lambda r: r.kill_then_rerun('local_ca', 'group'), True),
-    'local-ca-tree-kill': ('local_ca', lambda r: r.kill_then_rerun('local_ca', 'tree'), True),
-    'local-ca-store-deleted': ('local_ca', lambda r: r.kill_then_rerun('local_ca', 'tree', delete_store=True), True),
+    'local-ca-group-kill': ('local_ca', lambda r: r.kill_then_rerun('local_ca', 'group', moments=LOCAL_CA_MOMENTS), True),
+    'local-ca-tree-kill': ('local_ca', lambda r: r.kill_then_rerun('local_ca', 'tree', moments=LOCAL_CA_MOMENTS), True),
+    'local-ca-store-deleted': ('local_ca', lambda r: r.kill_then_rerun('local_ca', 'tree', delete_store=True,
+                                                                         moments=LOCAL_CA_MOMENTS), True),
     'local-ca-two-controllers': ('local_ca', lambda r: r.two_controllers('local_ca'), True),
     'storm': ('sectigo', lambda r: r.storm(), True),
 }
