@@ -35,7 +35,7 @@ from ansible_collections.certforge.pki.plugins.module_utils.core.errors import (
 )
 from ansible_collections.certforge.pki.plugins.module_utils.core.hookspecs import IssuerConnector, hookimpl
 from ansible_collections.certforge.pki.plugins.module_utils.core.model import (
-    ORDER_ISSUED, ORDER_PENDING, Order, reason_code)
+    ORDER_FAILED, ORDER_ISSUED, ORDER_PENDING, ORDER_REVOKED, Order, reason_code)
 
 DEFAULT_BASE_URL = 'https://cert-manager.com/api'
 MAX_PAGE = 200
@@ -542,6 +542,9 @@ class SectigoIssuer(IssuerConnector):
 
     name = 'sectigo'
     fingerprint_ignore = CONNECTION_OPTIONS
+    #: SCM lists certificates by name and keeps the order token in ``comments``: an order whose
+    #: answer was lost, or placed by a controller with another store, is found (``find_orders``)
+    searchable = True
     option_mutually_exclusive = [('client_cert', 'pkcs12_path')]
 
     @classmethod
@@ -963,12 +966,46 @@ class SectigoIssuer(IssuerConnector):
             ssl_id = item.get('sslId') or item.get('id')
             record = self.client.get_ssl(ssl_id)
             if marker in (record.get('comments') or ''):
-                found.append(Order(issuer=self.name, id=str(ssl_id), status=ORDER_PENDING,
+                found.append(Order(issuer=self.name, id=str(ssl_id), status=_order_status(record),
                                    details={'public_key': cx509.public_key_fingerprint(csr.public_key()),
                                             'scm_status': record.get('status'), 'method': 'enroll',
                                             'recovered': True}))
         found.reverse()       # oldest first: issue() adopts the last (newest)
+        if not any(o.status == ORDER_PENDING for o in found) and request.replaces:
+            found.extend(self._find_renewal(request, csr, cns[0] if cns else None, limit))
         return found
+
+    def _find_renewal(self, request, csr, common_name, limit):
+        """A renewal whose answer was lost: renewById copies the old record's comments (so the
+        new token is not there), replace keeps the sslId.  Found from the renewed record:
+        ``renewed`` set -> the newest later record for the same name; a serial that changed
+        (or none while the replacement is processed) -> the record itself."""
+        current_id = self._current_id(request)
+        if current_id is None:
+            return []
+        old = self.client.get_ssl(current_id)
+        public_key = cx509.public_key_fingerprint(csr.public_key())
+        serial = plain_serial(old.get('serialNumber')) if old.get('serialNumber') else None
+        if serial != request.replaces_serial or str(old.get('status') or '').lower() != 'issued':
+            if str(old.get('status') or '').lower() in FAILED_STATUSES:
+                return []
+            return [Order(issuer=self.name, id=str(current_id), status=ORDER_PENDING,
+                          details={'public_key': public_key, 'method': 'replace', 'replaced': True,
+                                   'scm_status': old.get('status'), 'recovered': True})]
+        if not old.get('renewed') or not common_name:
+            return []
+        items = [i for i in self.client.iter_ssl({'commonName': common_name}, limit=limit * 4)
+                 if int(i.get('sslId') or i.get('id') or 0) > int(current_id)]
+        items.sort(key=lambda i: int(i.get('sslId') or i.get('id') or 0), reverse=True)
+        for item in items[:limit]:
+            ssl_id = item.get('sslId') or item.get('id')
+            record = self.client.get_ssl(ssl_id)
+            if _order_status(record) == ORDER_PENDING:
+                return [Order(issuer=self.name, id=str(ssl_id), status=ORDER_PENDING,
+                              details={'public_key': public_key, 'method': 'renew_by_id',
+                                       'renewed_from': str(current_id), 'scm_status': record.get('status'),
+                                       'recovered': True})]
+        return []
 
     # -- revoke
     def revoke(self, revocation):
@@ -1001,6 +1038,18 @@ class SectigoIssuer(IssuerConnector):
 
     def close(self):
         self.client.close()
+
+
+def _order_status(record):
+    """The order status of an SCM record found by a lookup: declined/rejected/invalid ->
+    failed, revoked/expired -> revoked (neither can give the certificate), else pending (a poll
+    collects it when Issued)."""
+    low = str(record.get('status') or '').lower()
+    if low in FAILED_STATUSES:
+        return ORDER_FAILED
+    if low in ('revoked', 'expired'):
+        return ORDER_REVOKED
+    return ORDER_PENDING
 
 
 def scm_reason(name, option='revocation_reason'):

@@ -501,7 +501,7 @@ def test_lost_enroll_answer_recovered_exactly_once(scm, pki, tmp_path):
         return 'reset'                               # processed, answer lost
     scm.add('POST', r'/api/ssl/v1/enroll', enroll)
     scm.add('GET', r'/api/ssl/v1', lambda m, b: (200, [{'sslId': 9100, 'commonName': 'www.example.com'}],
-                                                 {'X-Total-Count': '1'}))
+                                                 {'X-Total-Count': '1'}) if state else (200, [], {'X-Total-Count': '0'}))
     scm.add('GET', r'/api/ssl/v1/9100', lambda m, b: (200, {'sslId': 9100, 'status': 'Issued',
                                                             'comments': state['comments']}, {}))
     scm.add('GET', r'/api/ssl/v1/collect/9100', (200, pem(cert) + pem(pki.inter), {}))
@@ -519,6 +519,7 @@ def test_pending_then_resumed(scm, pki, tmp_path):
     csr_pem, dummy = make_csr()
     cert = pki.sign(csr_pem)
     _enroll_route(scm, 9200)
+    scm.add('GET', r'/api/ssl/v1', (200, [], {'X-Total-Count': '0'}))    # the lookup before the first submit
     scm.add('GET', r'/api/ssl/v1/9200', (200, {'sslId': 9200, 'status': 'Requested'}, {}),
             (200, {'sslId': 9200, 'status': 'Issued'}, {}))
     scm.add('GET', r'/api/ssl/v1/collect/9200', (200, pem(cert) + pem(pki.inter), {}))
