@@ -318,3 +318,10 @@ def run_playbook(ansible_home, tmp_path):
         return PlaybookResult(proc.returncode, proc.stdout, proc.stderr, data['stats'], data['tasks'], command)
 
     return run
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The bad-input suite's case count (tests/integration/test_bad_input.py)."""
+    count = getattr(config, '_certforge_bad_input_cases', 0)
+    if count:
+        terminalreporter.write_line('BAD_INPUT cases=%d' % count)

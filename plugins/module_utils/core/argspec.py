@@ -97,7 +97,8 @@ def run_module(spec, execute, supports_check_mode=True, requires=()):
         spec.check(module.params)
         result = execute(ctx)
     except CertforgeError as exc:
-        module.fail_json(**exc.to_result())
+        # a refused input is no crash: no traceback, even with ANSIBLE_DISPLAY_TRACEBACK=error
+        module.fail_json(exception='', **exc.to_result())
     except ImportError as exc:
         module.fail_json(msg=missing_required_lib(getattr(exc, 'name', None) or str(exc)),
                          exception=traceback.format_exc())
@@ -111,7 +112,7 @@ def unexpected_error(exc):
     (it stays in ``exception_detail`` for a bug report)."""
     return dict(msg='unexpected failure, nothing more was done: %s. Fix: please report this as a '
                     'bug with the task that caused it' % (str(exc) or type(exc).__name__),
-                error_kind='internal', exception_detail=traceback.format_exc())
+                error_kind='internal', exception=traceback.format_exc())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -382,6 +383,7 @@ LEAF_CHECKS = {
     'poll_max_delay': [number(above=0, hi=86400, example=60, unit=' seconds')],
     'poll_max_attempts': [number(1, 100000, example=10)],
     'poll_jitter': [number(0, 1, example=0.1)],
+    'recover_window': [number(0, 3600, example=30, unit=' seconds')],
     'backup_retention': [number(1, 1000, example=5)],
     'mode': [file_mode],
     'common_name': [not_empty, max_length(64)],
@@ -389,10 +391,38 @@ LEAF_CHECKS = {
     'order_store': [store_dir],
 }
 
+def no_private_key(value, option, params):
+    """A certificate destination that holds a private key is refused, never overwritten."""
+    path = os.path.expanduser(value)
+    try:
+        with open(path, 'rb') as handle:
+            head = handle.read(65536)
+    except (IOError, OSError):
+        return
+    if b'PRIVATE KEY-----' in head:
+        _fail(option, '%s holds a private key; refusing to overwrite it with a certificate' % value,
+              'give the certificate its own path (the key stays in key_path)')
+
+
+def distinct_deploy_paths(value, option, params):
+    """Every certificate, chain and full-chain file of one deploy is a different file."""
+    seen = {}
+    entries = [(None, params)] + [(i, e) for i, e in enumerate(value or []) if isinstance(e, dict)]
+    for index, entry in entries:
+        for key in ('certificate_path', 'chain_path', 'fullchain_path'):
+            path = entry.get(key)
+            if not path:
+                continue
+            name = key if index is None else '%s[%d].%s' % (option, index, key)
+            real = os.path.realpath(os.path.expanduser(path))
+            if real in seen:
+                _fail(name, '%s is also written by %s' % (path, seen[real]), 'give every file its own path')
+            seen[real] = name
+
+
 #: Checks of the deploy modules (files they write; the target checks its own options).
 DEPLOY_CHECKS = dict(
-    (key, [destination]) for key in (
+    (key, [destination, no_private_key]) for key in (
         'certificate_path', 'chain_path', 'fullchain_path',
         'certificates.certificate_path', 'certificates.chain_path', 'certificates.fullchain_path'))
-DEPLOY_CHECKS.update({'backup_dir': [store_dir], 'key_path': [existing_file],
-                      'certificates.key_path': [existing_file]})
+DEPLOY_CHECKS.update({'backup_dir': [store_dir], 'certificates': [distinct_deploy_paths]})

@@ -168,10 +168,15 @@ def ensure_within(base_dir, name, option='name'):
 def read_text(path, option, fix='check the path and its permissions'):
     """Text of ``path``; ConfigError naming ``option`` when it cannot be read."""
     try:
-        with open(path, 'r') as handle:
-            return handle.read()
+        with open(path, 'rb') as handle:
+            data = handle.read()
     except (IOError, OSError) as exc:
         raise ConfigError('cannot read %s: %s' % (path, exc.strerror or exc), option=option, fix=fix)
+    try:
+        return data.decode('utf-8')
+    except UnicodeDecodeError:
+        raise ConfigError('%s holds binary data, not PEM text' % path, option=option,
+                          fix='give a PEM file (-----BEGIN ...-----)')
 
 
 def ensure_parent_dir(path, option):

@@ -355,7 +355,7 @@ def run_deploy_module(argument_spec, work):
                          exception=cx509.CRYPTOGRAPHY_IMP_ERR)
     except CertforgeError as exc:
         module.no_log_values.update(secrets)
-        module.fail_json(**exc.to_result())
+        module.fail_json(exception='', **exc.to_result())
     except Exception as exc:  # pylint: disable=broad-except
         module.no_log_values.update(secrets)
         module.fail_json(**unexpected_error(exc))

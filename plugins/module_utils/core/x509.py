@@ -603,6 +603,12 @@ def _normalize_dns(value, option):
             raise ConfigError('%r is not a valid internationalized DNS name' % (value,), option=option,
                               fix='give the name in its A-label (xn--) form')
     name = name.lower()
+    try:
+        ipaddress.ip_address(name.strip('[]'))
+        raise ConfigError('%r is an IP address, not a DNS name' % (value,), option=option,
+                          fix="write it as 'IP:%s'" % name.strip('[]'))
+    except ValueError:
+        pass
     labels = name.split('.')
     if labels[0] == '':
         labels = labels[1:]          # '.example.com' (name constraints)
