@@ -227,6 +227,7 @@ def deploy_from_params(params, plugins, runner, check_mode=False, no_log_values=
         options.update(target_options_from_params(params))
         target = cls(options, runner)
         keys = tuple(getattr(cls, 'certificate_options', None) or VERIFY_CERTIFICATE_OPTIONS)
+        keys = tuple(k for k in ('name', 'certificate', 'chain') if k not in keys) + keys
         if 'verify' not in keys and _asks_verify(params):
             warnings.append('verify is ignored: the %s target has no live endpoint to check' % name)
         requests = requests_from_params(params, keys + ('certificate_options',))
