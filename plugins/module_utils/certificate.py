@@ -42,6 +42,7 @@ SPEC = ArgumentSpec(
         wait_timeout=dict(type='int', default=60),
         fail_on_pending=dict(type='bool', default=False),
         order_store=dict(type='path'),
+        recover_window=dict(type='float'),
         state=dict(type='str', default='present', choices=['present', 'revoked']),
         revocation_reason=dict(type='str', default='unspecified',
                                choices=[r for r in REVOCATION_REASONS if r]),
@@ -119,7 +120,7 @@ def execute(ctx):
     result = core_issue.issue(registry, connector, request, current_pem=current, policy=policy,
                               store_path=p.get('order_store'), check_mode=ctx.check_mode,
                               wait_timeout=p['wait_timeout'], schedule=schedule,
-                              emit=registry.emit)
+                              emit=registry.emit, recover_window=p.get('recover_window'))
     for warning in result.pop('warnings', []):
         ctx.warn(warning)
     if result.get('status') == 'pending' and p.get('fail_on_pending'):

@@ -122,6 +122,13 @@ options:
       - With V(false) (the default) the decision is local (O(renew_before_days), O(renew_at_fraction)).
     type: bool
     default: false
+  recover_window:
+    description:
+      - Seconds after an interrupted submit (the run was killed, or the CA's answer was lost)
+        during which the CA is asked again for that order before a new one is placed; a CA may
+        commit a request a little after its answer was lost.
+      - Defaults to V(30) (the connector may set another default). V(0) looks once.
+    type: float
   wait_timeout:
     description: Seconds to wait for the CA before returning V(pending).
     type: int

@@ -88,6 +88,13 @@ options:
   validity_days:
     description: Requested lifetime, where the issuer lets the requester choose.
     type: int
+  recover_window:
+    description:
+      - Seconds after an interrupted submit (the run was killed, or the CA's answer was lost)
+        during which the CA is asked again for that order before a new one is placed; a CA may
+        commit a request a little after its answer was lost.
+      - Defaults to V(30) (the connector may set another default). V(0) looks once.
+    type: float
   wait_timeout:
     description:
       - Seconds to wait for the CA before returning V(pending). V(0) submits or polls once.

@@ -152,6 +152,13 @@ options:
     type: str
     choices: [pemia, x509R, x509, pem]
     default: pemia
+  recover_window:
+    description:
+      - Seconds after an interrupted submit (the run was killed, or the CA's answer was lost)
+        during which the CA is asked again for that order before a new one is placed; a CA may
+        commit a request a little after its answer was lost.
+      - Defaults to V(30) (the connector may set another default). V(0) looks once.
+    type: float
   wait_timeout:
     description:
       - Seconds to wait for issuance before returning RV(status=pending). V(0) submits or polls once.

@@ -302,13 +302,17 @@ def issue(registry, connector, request, current_pem=None, policy=None, store_pat
                                  result, reasons, current_pem, policy, wait_timeout, schedule,
                                  emit, clock, sleep, recover_window, wallclock)
     except TransientError as exc:
-        # CA or lock trouble that may pass: the order (or intent) stays recorded and the next
-        # run resumes it; nothing is lost and nothing is ordered twice
+        # CA or lock trouble that may pass once something is under way: the order (or the
+        # intent of an interrupted submit) stays recorded and the next run resumes it; nothing
+        # is lost and nothing is ordered twice.  Trouble before anything was sent (the CA
+        # cannot be reached at all) is reported as the error it is.
+        record = store.load(key)
         if exc.details.get('key') == key and 'lock_timeout' in exc.details:
             why = 'another run holds this certificate: %s' % exc.msg
-        else:
+        elif record is not None and record.is_open and record.content_fingerprint == content_fp:
             why = str(exc)
-        record = store.load(key)
+        else:
+            raise
         order = record.get_order() if record is not None and record.is_open else None
         return _pending(result, connector, request, order, emit, why=why)
     finally:

@@ -38,6 +38,7 @@ CERT_SPEC = ArgumentSpec(
         wait_timeout=dict(type='int', default=600),
         fail_on_pending=dict(type='bool', default=False),
         order_store=dict(type='path'),
+        recover_window=dict(type='float'),
     ),
     mutually_exclusive=[('csr', 'csr_path')],
     required_if=[('state', 'present', ('name',))],
@@ -122,7 +123,7 @@ def _present(ctx, connector):
     result = core_issue.issue(registry, connector, request, current_pem=current, policy=policy,
                               store_path=p.get('order_store'), check_mode=ctx.check_mode,
                               wait_timeout=p['wait_timeout'], schedule=schedule, current_chain=chain,
-                              emit=registry.emit)
+                              emit=registry.emit, recover_window=p.get('recover_window'))
     for warning in result.pop('warnings', []):
         if warning not in connector.client.warnings:
             ctx.warn(warning)

@@ -32,7 +32,7 @@ from ansible_collections.certforge.pki.plugins.module_utils.core.orders import o
 from ansible_collections.certforge.pki.plugins.module_utils.core.renewal import parse_time
 from ansible_collections.certforge.pki.plugins.module_utils.issuers.acme import challenges as chall
 from ansible_collections.certforge.pki.plugins.module_utils.issuers.acme import jws
-from ansible_collections.certforge.pki.plugins.module_utils.issuers.acme.client import AcmeClient
+from ansible_collections.certforge.pki.plugins.module_utils.issuers.acme.client import AcmeClient, parse_links
 
 #: A wait that tells poll_until "nothing will change before the user acts": it ends the wait
 #: at once and the order is returned pending.
@@ -137,12 +137,14 @@ class AcmeIssuer(IssuerConnector):
     """RFC 8555 issuer.  Options: see the ``certforge.pki.acme`` doc fragment."""
 
     name = 'acme'
+    #: the account's orders list is searched (``find_orders``) before a first order
+    searchable = True
     option_mutually_exclusive = [('account_key_path', 'account_key_content')]
     option_required_one_of = [('account_key_path', 'account_key_content')]
 
     #: options of acme_certificate that are not issuer options of the generic certificate module
     MODULE_ONLY = ('name', 'csr', 'csr_path', 'certificate_path', 'chain_path', 'fullchain_path',
-                   'fail_on_pending', 'renew_before_days', 'renew_at_fraction', 'force')
+                   'fail_on_pending', 'renew_before_days', 'renew_at_fraction', 'force', 'recover_window')
 
     @classmethod
     def option_spec(cls):
@@ -169,6 +171,7 @@ class AcmeIssuer(IssuerConnector):
         self._solver = None
         self._request = None
         self._presented_now = set()
+        self._answered_now = set()      # challenges this run has answered (listener / file placed)
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -346,11 +349,19 @@ class AcmeIssuer(IssuerConnector):
             selected = solver.pick(authz)
             info = solver.describe(authz, selected, client.key, client.kid)
             order.details['challenges'][url] = info
-            if selected.get('status') in ('processing', 'valid'):
+            if selected.get('status') == 'valid':
                 continue
             if selected.get('status') == 'invalid':
                 raise self._authz_failure(authz)
-            if info['url'] in order.details['answered']:
+            if info['url'] in order.details['answered'] or selected.get('status') == 'processing':
+                # answered by this run, or by a run that was killed (its listener died with it):
+                # place the answer again so the CA can still validate; respond only while the CA
+                # has not seen the response (still pending)
+                if info['url'] not in self._answered_now and solver.can_fulfil(info['type']):
+                    solver.fulfil(info)
+                    self._answered_now.add(info['url'])
+                    if selected.get('status') == 'pending':
+                        answer.append(info)
                 continue
             if solver.can_fulfil(info['type']):
                 solver.fulfil(info)
@@ -368,7 +379,9 @@ class AcmeIssuer(IssuerConnector):
             solver.ready(clock=self.clock, sleep=self.sleep)
             for info in answer:
                 client.respond(info['url'])
-                order.details['answered'].append(info['url'])
+                self._answered_now.add(info['url'])
+                if info['url'] not in order.details['answered']:
+                    order.details['answered'].append(info['url'])
 
     def _authz_failure(self, authz):
         ident = (authz.get('identifier') or {}).get('value')
@@ -409,10 +422,49 @@ class AcmeIssuer(IssuerConnector):
         if self._solver is not None:
             self._solver.release()
 
-    def find_orders(self, request):
-        """ACME orders are cheap and authorizations are reused: a lost newOrder answer is
-        simply ordered again."""
-        return []
+    def find_orders(self, request, max_pages=10):
+        """Orders of this account for exactly the request's identifiers that can still give a
+        certificate (RFC 8555 section 7.1.2.1, the account's ``orders`` list): pending, ready
+        or processing orders are continued instead of ordering again; a valid one is returned
+        with its certificate so the core can tell whether it serves this request.  A CA
+        without an orders list (the field is optional) finds nothing."""
+        self._request = request
+        idents = self.check(request)
+        wanted = sorted((i.get('type'), str(i.get('value')).lower()) for i in idents)
+        client = self.client()
+        try:
+            account, dummy = client.get(client.kid)
+        except (PermanentError, ConfigError):
+            return []
+        url = account.get('orders') if isinstance(account, dict) else None
+        found = []
+        pages = 0
+        while url and pages < max_pages:
+            pages += 1
+            data, response = client.get(url)
+            for order_url in (data or {}).get('orders') or []:
+                try:
+                    order_data, dummy = client.get(order_url)
+                except (PermanentError, ConfigError):
+                    continue
+                got = sorted((i.get('type'), str(i.get('value')).lower())
+                             for i in order_data.get('identifiers') or [])
+                status = order_data.get('status')
+                if got != wanted or status not in ('pending', 'ready', 'processing', 'valid'):
+                    continue
+                order = Order(issuer=self.name, id=order_url, status=ORDER_PENDING,
+                              details={'authorizations': order_data.get('authorizations') or [],
+                                       'finalize': order_data.get('finalize'), 'identifiers': idents,
+                                       'profile': order_data.get('profile'), 'replaces': order_data.get('replaces'),
+                                       'challenges': {}, 'answered': [], 'recovered': True})
+                if status == 'valid' and order_data.get('certificate'):
+                    cert, chain, info = client.download(order_data['certificate'],
+                                                        self.options.get('preferred_chain'))
+                    order.status, order.certificate_pem, order.chain_pem = ORDER_ISSUED, cert, chain
+                    order.details['chain_info'] = info
+                found.append(order)
+            url = (parse_links(response).get('next') or [None])[0]
+        return found
 
     def revoke(self, revocation):
         client = self.client()

@@ -65,6 +65,7 @@ CERTIFICATE_SPEC = ArgumentSpec(
         preferred_chain=dict(type='str'),
         renewal_info=dict(type='bool', default=False),
         wait_timeout=dict(type='int', default=120),
+        recover_window=dict(type='float'),
         fail_on_pending=dict(type='bool', default=False),
     ),
     mutually_exclusive=[('csr', 'csr_path')] + KEY_EXCLUSIVE,
@@ -173,7 +174,8 @@ def execute_certificate(ctx):
                                   store_path=p.get('order_store'), check_mode=ctx.check_mode,
                                   wait_timeout=p['wait_timeout'],
                                   schedule=polling.Schedule.steps(ACME_SCHEDULE, jitter=0.1),
-                                  current_chain=[chain_now] if chain_now else None, emit=registry.emit)
+                                  current_chain=[chain_now] if chain_now else None, emit=registry.emit,
+                                  recover_window=p.get('recover_window'))
     finally:
         issuer.close()
     for warning in result.pop('warnings', []) or issuer.warnings:
