@@ -197,3 +197,23 @@ def test_wildcard_with_http01_is_refused_before_any_request(pebble, acme):
     message = _fails(acme, acme.task(pebble, ['*.wild.example.test'], name='issue', challenge='http-01'))
     assert 'challenge' in message and 'dns-01' in message, message
     assert not [r for r in pebble.requests_since(mark) if r.startswith('POST')]
+
+
+def test_fresh_store_finds_the_order_in_the_account_orders_list(pebble, acme, tmp_path):
+    """Every AWX job starts with an empty store: the certificate already issued for this CSR
+    (the deploy never happened: no certificate on disk) comes from the account's orders list,
+    not from a second newOrder."""
+    task = acme.task(pebble, ['awx-fresh.example.test'], name='issue', order_store=str(tmp_path / 'job1'))
+    first = acme.run(task)
+    assert first.rc == 0 and first.task('issue').get('status') == 'issued', str(first)
+    cert_path = task['certforge.pki.acme_certificate']['certificate_path']
+    serial = _verify(cert_path, pebble).serial_number
+    os.unlink(cert_path)
+    mark = pebble.log_mark()
+    task['certforge.pki.acme_certificate']['order_store'] = str(tmp_path / 'job2')
+    second = acme.run(task)
+    assert second.rc == 0, str(second)
+    out = second.task('issue')
+    assert out.get('status') == 'issued' and out.get('recovered'), out
+    assert _verify(cert_path, pebble).serial_number == serial
+    assert not [r for r in pebble.requests_since(mark) if 'order-plz' in r], 'found, not ordered again'
