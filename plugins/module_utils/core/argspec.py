@@ -300,6 +300,36 @@ def existing_path(value, option, params):
         _fail(option, '%s does not exist' % value, 'give an existing PEM file or directory')
 
 
+def ca_bundle(value, option, params):
+    """A CA bundle for TLS verification: a PEM file with at least one certificate and nothing
+    that is not PEM, or a directory of hashed certificates."""
+    path = os.path.expanduser(value)
+    existing_path(value, option, params)
+    if os.path.isdir(path):
+        return
+    try:
+        with open(path, 'rb') as handle:
+            data = handle.read()
+    except (IOError, OSError) as exc:
+        _fail(option, 'cannot read %s (%s)' % (value, exc.strerror or exc), 'check the path and its permissions')
+    if b'-----BEGIN CERTIFICATE-----' not in data:
+        _fail(option, '%s holds no PEM certificate, so it cannot be a CA bundle' % value,
+              'give a PEM file with the CA certificates that sign the server, e.g. its root')
+    if b'PRIVATE KEY-----' in data:
+        _fail(option, '%s holds a private key; a CA bundle holds only certificates' % value,
+              'give a PEM file of CA certificates only')
+    try:
+        data.decode('ascii')
+    except UnicodeDecodeError:
+        _fail(option, '%s holds binary data besides its PEM certificates' % value,
+              'give a clean PEM file of CA certificates')
+
+
+def non_empty_list(value, option, params):
+    if isinstance(value, (list, tuple)) and not value:
+        _fail(option, 'is an empty list', 'give at least one element, or leave the option out')
+
+
 def existing_dir(value, option, params):
     path = os.path.expanduser(value)
     if os.path.islink(path) and not os.path.exists(path):
@@ -389,6 +419,24 @@ LEAF_CHECKS = {
     'common_name': [not_empty, max_length(64)],
     'name': [plain_name],
     'order_store': [store_dir],
+    'organization_id': [number(1, example=1234)],
+    'base_url': [url],
+    'acme_directory': [url],
+    'eab_lookup_url': [url],
+    'acme_ca_bundle': [ca_bundle],
+    'ca_bundle': [ca_bundle],
+    'client_cert': [existing_file],
+    'client_key': [existing_file],
+    'pkcs12_path': [existing_file],
+    'account_key_path': [optional_file],
+    'state_file': [destination],
+    'download_dir': [existing_dir],
+    'http01_webroot': [existing_dir],
+    'dns_hook_add': [non_empty_list],
+    'dns_hook_remove': [non_empty_list],
+    'validate_command': [command_list],
+    'reload_command': [command_list],
+    'start_command': [command_list],
 }
 
 def no_private_key(value, option, params):
@@ -426,3 +474,8 @@ DEPLOY_CHECKS = dict(
         'certificate_path', 'chain_path', 'fullchain_path',
         'certificates.certificate_path', 'certificates.chain_path', 'certificates.fullchain_path'))
 DEPLOY_CHECKS.update({'backup_dir': [store_dir], 'certificates': [distinct_deploy_paths]})
+
+
+#: Files the CA modules write and read (acme_certificate, sectigo_certificate).
+CA_MODULE_CHECKS = dict(csr=[not_empty], csr_path=[existing_file], certificate_path=[destination, no_private_key],
+                        chain_path=[destination, no_private_key], fullchain_path=[destination, no_private_key])

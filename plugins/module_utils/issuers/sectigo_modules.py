@@ -13,7 +13,7 @@ import os
 from ansible_collections.certforge.pki.plugins.module_utils.core import files, polling
 from ansible_collections.certforge.pki.plugins.module_utils.core import issue as core_issue
 from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
-from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import RENEWAL_OPTIONS, ArgumentSpec
+from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import CA_MODULE_CHECKS, RENEWAL_OPTIONS, ArgumentSpec
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError
 from ansible_collections.certforge.pki.plugins.module_utils.core.model import Revocation
 from ansible_collections.certforge.pki.plugins.module_utils.core.registry import Registry
@@ -267,3 +267,6 @@ def _domains(client, details):
         position += len(items)
         if len(items) < sectigo.MAX_PAGE or (total is not None and position >= total):
             return out
+
+# every option checked before the first request to SCM or the order store is touched
+CERT_SPEC.add_checks(CA_MODULE_CHECKS)

@@ -14,7 +14,8 @@ from ansible_collections.certforge.pki.plugins.module_utils.core import files
 from ansible_collections.certforge.pki.plugins.module_utils.core import issue as core_issue
 from ansible_collections.certforge.pki.plugins.module_utils.core import polling
 from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
-from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import RENEWAL_OPTIONS, ArgumentSpec
+from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import (
+    CA_MODULE_CHECKS, RENEWAL_OPTIONS, ArgumentSpec, existing_file)
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import CertforgeError, ConfigError
 from ansible_collections.certforge.pki.plugins.module_utils.core.model import (
     CertificateRequest, reason_code,
@@ -167,6 +168,9 @@ def execute_certificate(ctx):
     registry = Registry([connector.PLUGIN])
     issuer = connector.AcmeIssuer(connector_options(p))
     request = CertificateRequest(name=p['name'], csr_pem=csr_pem, profile=p.get('profile'), replaces=current)
+    # refuse what can be refused before the order store or the CA is touched
+    connector.load_account_key(connector_options(p))
+    issuer.check(request)
     policy = dict(renew_before_days=p.get('renew_before_days'), renew_at_fraction=p.get('renew_at_fraction'),
                   force=p.get('force'))
     try:
@@ -313,3 +317,8 @@ def execute_revoke(ctx):
 def _der(pem):
     lib = cx509.require_cryptography()
     return cx509.load_certificate(pem, option='certificate_path').public_bytes(lib.serialization.Encoding.DER)
+
+# every option checked before the directory is fetched or the order store is touched
+CERTIFICATE_SPEC.add_checks(dict(CA_MODULE_CHECKS, account_key_path=[existing_file]))
+REVOKE_SPEC.add_checks(dict(certificate_path=[existing_file], private_key_path=[existing_file],
+                            account_key_path=[existing_file]))
