@@ -27,6 +27,9 @@ SANITY_PYTHON ?= 3.11
 SANITY_ARGS ?=
 ANSIBLE_TEST_CACHE := $(HOME)/.ansible/test/cache
 SYSTEM_PACKAGES := nginx openssl shellcheck pebble
+# command:package of the servers the deploy targets are tested against (installed, never started
+# by the package scripts: the tests run each on 127.0.0.1 with its own config)
+SERVER_PACKAGES := apache2:apache2 haproxy:haproxy caddy:caddy postfix:postfix dovecot:dovecot-imapd keytool:default-jre-headless
 PYTEST_ARGS ?=
 
 # Environment for every ansible / pytest run started from here. HOME stays untouched.
@@ -63,14 +66,17 @@ $(STAMP): $(REQUIREMENTS)
 	$(PY) -m pip install --quiet --progress-bar off -r tests/requirements.txt
 	@touch $@
 
-deps: ## Install nginx, openssl, shellcheck, pebble and postgresql with apt-get when missing (root only)
+deps: ## Install nginx, openssl, shellcheck, pebble, postgresql and the target servers (apache2, haproxy, caddy, postfix, dovecot) with apt-get when missing (root only)
 	@missing=""; \
 	for pkg in $(SYSTEM_PACKAGES); do \
 	  PATH="$$PATH:/usr/sbin:/sbin" command -v "$$pkg" >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
+	for pair in $(SERVER_PACKAGES); do \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -z "$$missing" ]; then \
-	  echo "deps: present: $(SYSTEM_PACKAGES) postgresql"; \
+	  echo "deps: present: $(SYSTEM_PACKAGES) postgresql $(foreach p,$(SERVER_PACKAGES),$(lastword $(subst :, ,$(p))))"; \
 	elif [ "$$(id -u)" != 0 ]; then \
 	  echo "deps: missing:$$missing -- not root, skipping; install them with your package manager"; \
 	elif ! command -v apt-get >/dev/null 2>&1; then \
@@ -84,6 +90,8 @@ deps: ## Install nginx, openssl, shellcheck, pebble and postgresql with apt-get 
 	    chmod 755 "$$policy"; made_policy=1; \
 	  fi; \
 	  trap 'if [ -n "$$made_policy" ]; then rm -f "$$policy"; fi' EXIT; \
+	  case " $$missing " in *" postfix "*) \
+	    echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections;; esac; \
 	  apt-get -o DPkg::Lock::Timeout=120 update -qq; \
 	  apt-get -o DPkg::Lock::Timeout=120 install -y -qq --no-install-recommends $$missing </dev/null; \
 	fi
