@@ -696,6 +696,10 @@ def test_bad_input(bad_case, world, ansible_home, bad_input_base, request):
     assert 'unexpected failure' not in str(result.get('msg')), result.get('msg')
     msg = str(result.get('msg', ''))
     option = result.get('error_option') or ''
+    for item in result.get('results') or []:      # a failed loop: the failed items say why
+        if isinstance(item, dict) and item.get('failed'):
+            msg += ' ' + str(item.get('msg', ''))
+            option = option or item.get('error_option') or ''
     wanted = c.option if isinstance(c.option, tuple) else (c.option,)
     assert any(option == w or option.startswith(w + '.') or option.startswith(w + '[')
                or re.search(r'(^|[^\w])%s($|[^\w])' % re.escape(w), msg) for w in wanted), \
