@@ -37,6 +37,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import math
 import os
 import socket
 import threading
@@ -51,9 +52,9 @@ from ansible_collections.certforge.pki.plugins.module_utils.core.orders import (
 )
 
 try:
-    from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+    from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 except ImportError:  # pragma: no cover - Python 2 is not supported
-    parse_qsl = quote = unquote = urlencode = urlsplit = urlunsplit = None
+    parse_qsl = unquote = urlencode = urlsplit = urlunsplit = None
 
 SCHEMA_VERSION = 1
 DEFAULT_LEASE = 30.0
@@ -174,7 +175,7 @@ def _number(value, name, minimum, default):
         number = float(value)
     except (TypeError, ValueError):
         number = None
-    if number is None or number != number or number < minimum:
+    if number is None or math.isnan(number) or number < minimum:
         raise ConfigError('%s=%r in the PostgreSQL URL is not a number of seconds >= %s'
                           % (name, value, minimum), option='order_store',
                           fix='give e.g. ?%s=%d' % (name, max(minimum, default)))

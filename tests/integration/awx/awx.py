@@ -100,7 +100,7 @@ class Job:
         return self
 
     def wait(self, timeout=600):
-        self.output, _ = self.proc.communicate(timeout=timeout)
+        self.output = self.proc.communicate(timeout=timeout)[0]
         self.rc = self.proc.returncode
         return self.rc
 

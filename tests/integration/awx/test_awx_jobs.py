@@ -31,7 +31,7 @@ def _role_vars(host_dir):
         'certificate_issuer_options': {'organization': 'Example Org',
                                        'custom_fields': {'cost-center': 'CC-42'}},
         'certificate_target': 'files',
-        'certificate_list': [{'name': n.split('.')[0], 'common_name': n} for n in NAMES],
+        'certificate_list': [{'name': n.split('.', maxsplit=1)[0], 'common_name': n} for n in NAMES],
     }
 
 
@@ -48,8 +48,8 @@ def _role_play(host_dir):
 
 def _keys_play(host_dir):
     """What a host provisioned earlier already has: keys and CSRs with the role's defaults."""
-    requests = [{'privatekey_path': '%s/%s.key' % (host_dir, n.split('.')[0]),
-                 'csr_path': '%s/%s.csr' % (host_dir, n.split('.')[0]),
+    requests = [{'privatekey_path': '%s/%s.key' % (host_dir, n.split('.', maxsplit=1)[0]),
+                 'csr_path': '%s/%s.csr' % (host_dir, n.split('.', maxsplit=1)[0]),
                  'common_name': n, 'subject_alt_names': ['DNS:' + n]} for n in NAMES]
     return textwrap.dedent("""
         - name: Keys and CSRs on the host
@@ -71,11 +71,11 @@ def _credentials(awx, scm, pg_server, tmp_path, dbname):
     store = types['certforge state store (PostgreSQL)']
     creds = tmp_path / 'creds'
     creds.mkdir(exist_ok=True)
-    env, _ = awx.render_injector(sectigo['injectors'][1], {
+    env = awx.render_injector(sectigo['injectors'][1], {
         'base_url': scm.base_url, 'customer_uri': scm.customer_uri, 'login': scm.login,
-        'password': scm.password, 'ca_bundle': Path(scm.ca_bundle).read_text()}, creds)
-    store_env, _ = awx.render_injector(store['injectors'][0], {
-        'url': pg_server.url_for(dbname, password=False), 'password': pg_server.password}, creds)
+        'password': scm.password, 'ca_bundle': Path(scm.ca_bundle).read_text()}, creds)[0]
+    store_env = awx.render_injector(store['injectors'][0], {
+        'url': pg_server.url_for(dbname, password=False), 'password': pg_server.password}, creds)[0]
     env.update(store_env)
     assert pg_server.password not in env['CERTFORGE_ORDER_STORE']
     return env
@@ -101,10 +101,10 @@ def test_second_job_is_a_noop_that_sends_nothing(awx, scm, pg_server, tmp_path):
     assert first.start().wait() == 0, str(first)
     for name in NAMES:
         assert scm.enroll_count(common_name=name) == 1
-        assert (host / (name.split('.')[0] + '.crt')).exists()
+        assert (host / (name.split('.', maxsplit=1)[0] + '.crt')).exists()
     # the order records live in the shared store, not under the job's HOME
     keys = pg_server.psql('SELECT key FROM certforge_orders ORDER BY key', db).split()
-    assert keys == ['sectigo+' + n.split('.')[0] for n in NAMES]
+    assert keys == ['sectigo+' + n.split('.', maxsplit=1)[0] for n in NAMES]
     assert not list((first.home).rglob('*.json'))
     _no_secrets_in(first, scm.password, pg_server.password)
 
