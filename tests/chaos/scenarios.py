@@ -37,6 +37,7 @@ CUSTOM = {'cost-center': 'CC-42'}
 MOMENTS = ('before_submit', 'in_flight', 'after_submit', 'polling')
 LOCAL_CA_MOMENTS = ('early', 'signed')      # the local CA signs inside the task: no wire, no polling
 IN_FLIGHT_DELAY = 2.0          # seconds the CA holds the submit in the in-flight moment
+SLOW_CA_DELAY = 8.0            # sectigo-in-flight: a CA slow enough that the rerun arrives first
 CERTS_PER_RUN = 2              # certificates per playbook run in the kill scenarios
 
 
@@ -183,10 +184,12 @@ class Lab:
 # ---------------------------------------------------------------------------------------------
 
 class SectigoMoments:
-    """Waits for a kill moment of the ``k``-th certificate of a run at the SCM simulator."""
+    """Waits for a kill moment of the ``k``-th certificate of a run at the SCM simulator.
+    ``hold``: seconds the CA holds the enroll in the ``in_flight`` moment."""
 
-    def __init__(self, sim):
+    def __init__(self, sim, hold=IN_FLIGHT_DELAY):
         self.sim = sim
+        self.hold = hold
         self.arrival_mark = len(sim.arrivals())
         audit = sim.audit()
         self.audit_mark = audit[-1]['seq'] if audit else 0
@@ -200,7 +203,7 @@ class SectigoMoments:
 
     def prepare(self, moment, k):
         if moment == 'in_flight':
-            self.sim.fault('delay', '/ssl/v1/enroll', method='POST', times=1, skip=k, delay=IN_FLIGHT_DELAY)
+            self.sim.fault('delay', '/ssl/v1/enroll', method='POST', times=1, skip=k, delay=self.hold)
 
     def condition(self, moment, k):
         if moment == 'before_submit':
@@ -221,7 +224,7 @@ class SectigoMoments:
 
     def extra(self, moment, rng, chaos):
         if moment == 'in_flight':
-            return rng.uniform(0.0, IN_FLIGHT_DELAY * 0.8)
+            return rng.uniform(0.0, min(self.hold * 0.8, 1.6))
         if moment == 'polling':
             return rng.uniform(0.0, chaos.issue_seconds * 0.8)
         return rng.uniform(0.0, 0.05)
@@ -346,12 +349,13 @@ class Runner:
         return self.tally
 
     # -- the CA of a scenario ----------------------------------------------------------------
-    def ca(self, kind):
+    def ca(self, kind, hold=IN_FLIGHT_DELAY):
         """(play builder, counter, moments factory, wait bound) for ``kind``."""
         lab = self.lab
         if kind == 'sectigo':
             counter = harness.SectigoCounter(lab.sim)
-            return lab.sectigo_play, counter, lambda: SectigoMoments(lab.sim), self.chaos.issue_seconds + 40
+            return (lab.sectigo_play, counter, lambda: SectigoMoments(lab.sim, hold),
+                    self.chaos.issue_seconds + hold + 40)
         if kind == 'acme':
             dummy, proxy, dummy2 = lab.acme
             return lab.acme_play, proxy, lambda: AcmeMoments(proxy), 60
@@ -370,11 +374,11 @@ class Runner:
                 self.tally.add(cert['name'], counter.orders(cert['name']), counter.issued(cert['name'], cert['crt']))
 
     # -- fault then rerun ----------------------------------------------------------------------
-    def kill_then_rerun(self, kind, how, delete_store=False, moments=MOMENTS):
+    def kill_then_rerun(self, kind, how, delete_store=False, moments=MOMENTS, hold=IN_FLIGHT_DELAY):
         """Run, kill (``how``: group | tree) at a random moment, or lose an enroll answer
         (``lost``; ``tree_or_lost`` picks one per run), optionally delete the store, rerun
         once, count at the CA."""
-        play, counter, make_moments, bound = self.ca(kind)
+        play, counter, make_moments, bound = self.ca(kind, hold)
         for trial, rng in self.trials():
             work = self.lab.workdir(self.scenario, self.store, trial)
             certs = self.lab.csrs(work, self.lab.names(self.scenario, self.store, trial, CERTS_PER_RUN,
@@ -411,7 +415,7 @@ class Runner:
                 rerun = self.lab.controller(work, play(certs), env, label='rerun').start()
                 rerun.wait(bound + 30)
                 ctl.stop_survivors(bound)
-                moments_at.settle()
+                moments_at.settle(hold + 15)
                 self.count(counter, certs, kind)
             finally:
                 moments_at.cleanup()
@@ -551,7 +555,8 @@ SCENARIOS = {
     'sectigo-answer-lost': ('sectigo', lambda r: r.kill_then_rerun('sectigo', 'lost'), True),
     'sectigo-store-deleted': ('sectigo', lambda r: r.kill_then_rerun('sectigo', 'tree_or_lost', delete_store=True), True),
     'sectigo-two-controllers': ('sectigo', lambda r: r.two_controllers('sectigo'), True),
-    'sectigo-in-flight': ('sectigo', lambda r: r.kill_then_rerun('sectigo', 'tree', moments=('in_flight',)), True),
+    'sectigo-in-flight': ('sectigo', lambda r: r.kill_then_rerun('sectigo', 'tree', moments=('in_flight',),
+                                                                 hold=SLOW_CA_DELAY), True),
     'role-issue-deploy': ('sectigo', lambda r: r.role_issue_deploy(), True),
     'shared-name-hosts': ('sectigo', lambda r: r.shared_name_hosts(), True),
     'pebble-group-kill': ('acme', lambda r: r.kill_then_rerun('acme', 'group'), True),
