@@ -15,7 +15,8 @@
   ``fsync=off`` (throw-away speed).  Password auth (scram-sha-256) for TCP.
 - ``stop()`` signals the postmaster PID read from ``postmaster.pid`` (SIGINT = fast shutdown),
   polls with a deadline, escalates to SIGQUIT and SIGKILL, and removes the work directory.
-  An ``atexit`` hook stops a server a failed test run left behind.
+  An ``atexit`` hook stops a server a failed test run left behind, and a watchdog process stops
+  it (by PID) when the process that started it dies without stopping it (a killed test run).
 - Binaries: ``$PG_BIN``, else the newest ``/usr/lib/postgresql/*/bin``, else ``pg_config``.
   :func:`available` says whether they are there (tests skip with that reason otherwise).
 
@@ -36,12 +37,46 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
 
 START_TIMEOUT = 60
 STOP_TIMEOUT = 30
+
+# Watchdog: a separate process that stops the postmaster by PID (and removes the work dir) when
+# the process that started the cluster dies without stopping it (killed test run, timeout).
+_WATCHDOG = r"""
+import os, shutil, signal, sys, time
+owner, pid, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+def alive(p):
+    try:
+        os.kill(p, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open('/proc/%d/stat' % p) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError:
+        return False
+while alive(owner) and alive(pid):
+    time.sleep(0.5)
+if alive(pid):
+    for sig, secs in ((signal.SIGINT, 30), (signal.SIGQUIT, 10), (signal.SIGKILL, 10)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            break
+        end = time.monotonic() + secs
+        while alive(pid) and time.monotonic() < end:
+            time.sleep(0.05)
+        if not alive(pid):
+            break
+shutil.rmtree(work, ignore_errors=True)
+"""
 
 
 def find_bindir():
@@ -118,6 +153,7 @@ class PostgresServer:
         self.work = self.data = self.run_dir = self.log = None
         self.pid = None
         self._os_user = None
+        self._watchdog = None
 
     # -- paths and commands --------------------------------------------------------------
 
@@ -197,11 +233,18 @@ class PostgresServer:
             raise last
         with open(os.path.join(self.data, 'postmaster.pid')) as handle:
             self.pid = int(handle.readline().strip())
+        self._watchdog = subprocess.Popen([sys.executable, '-c', _WATCHDOG, str(os.getpid()), str(self.pid),
+                                           self.work], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, start_new_session=True)
         return self
 
     def stop(self):
         """Stop the postmaster by PID (fast, then immediate, then KILL), bounded; idempotent."""
         pid, self.pid = self.pid, None
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None and watchdog.poll() is None:
+            watchdog.kill()
+            watchdog.wait(10)
         if pid and _alive(pid):
             for sig, secs in ((signal.SIGINT, STOP_TIMEOUT), (signal.SIGQUIT, 10), (signal.SIGKILL, 10)):
                 try:
