@@ -65,6 +65,11 @@ options:
       - For V(nginx) - C(pid_file) (path); C(reload) (bool, default V(true)); C(reload_command)
         (raw, default V(['nginx', '-s', 'reload'])); C(start_command) (raw); C(validate_command)
         (raw, default V(['nginx', '-t'])).
+      - For V(haproxy) - C(allowed_directories) (list of path); C(config) (path, default
+        V(/etc/haproxy/haproxy.cfg)); C(master_socket) (path); C(mode) (str, one of V(runtime_api),
+        V(reload)); C(reload_command) (raw); C(reload_timeout) (float, default V(30.0));
+        C(socket_timeout) (float, default V(10.0)); C(stats_socket) (path); C(validate_command)
+        (raw).
       - A target another package provides documents its own options.
     type: dict
     default: {}

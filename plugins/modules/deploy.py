@@ -62,6 +62,11 @@ options:
       - V(files) writes the files only (no server, so O(verify) is ignored with a warning).
       - V(nginx) writes the files, tests the nginx configuration, reloads nginx once (or starts it, see
         O(target_options)), checks the live endpoint and rolls back on failure.
+      - V(haproxy) writes one combined PEM file per certificate (C(certificate_options.pem_path), mode
+        C(0600)). With C(target_options.stats_socket) (mode V(runtime_api)) it swaps the certificate in
+        the running process through the runtime API (C(set ssl cert) + C(commit ssl cert)), no reload;
+        in mode V(reload) it runs C(haproxy -c -f) and a master-worker reload (C(reload) on
+        C(master_socket), or C(reload_command)).
       - Any other name is looked up among the target connectors installed on the managed host (Python
         entry point group C(certforge.pki)); the error lists the names there are.
     type: str
@@ -71,6 +76,8 @@ options:
       - The target's own per-certificate options (a target from another package declares them), checked
         against the target's spec; an element of O(certificates) may set its own, merged key by key over
         these. V(files) and V(nginx) have none.
+      - For V(haproxy) - C(pem_path) (path, required) the combined PEM file (leaf, chain, key; written
+        C(0600)) exactly as the C(crt) directive of C(haproxy.cfg) names it.
     type: dict
 notes:
   - The private key is not written by this module. Create it on the host first (mode C(0600)) and point
@@ -110,6 +117,32 @@ EXAMPLES = r'''
     key_path: /etc/nginx/tls/www.example.com.key
     verify:
       port: 443
+
+- name: HAProxy, certificate swapped through the runtime API (no reload); the file is written too
+  certforge.pki.deploy:
+    target: haproxy
+    target_options:
+      stats_socket: /run/haproxy/admin.sock
+    certificate: "{{ issued.certificate }}"
+    chain: "{{ issued.chain }}"
+    key_path: /etc/haproxy/tls/www.example.com.key
+    certificate_options:
+      pem_path: /etc/haproxy/tls/www.example.com.pem
+    verify:
+      port: 443
+      server_name: www.example.com
+
+- name: HAProxy, config test then a master-worker reload through the master CLI
+  certforge.pki.deploy:
+    target: haproxy
+    target_options:
+      mode: reload
+      config: /etc/haproxy/haproxy.cfg
+      master_socket: /run/haproxy/master.sock
+    certificate: "{{ issued.certificate }}"
+    key_path: /etc/haproxy/tls/www.example.com.key
+    certificate_options:
+      pem_path: /etc/haproxy/tls/www.example.com.pem
 
 - name: The target is a variable; every certificate of the host in one call
   certforge.pki.deploy:
@@ -214,10 +247,11 @@ diff:
 
 from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import ModuleRunner, run_deploy_module
 from ansible_collections.certforge.pki.plugins.module_utils.targets import files as files_target
+from ansible_collections.certforge.pki.plugins.module_utils.targets import haproxy as haproxy_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import nginx as nginx_target
 
 #: The built-in targets, imported by name so AnsiballZ ships them.
-PLUGINS = (files_target.plugin, nginx_target.plugin)
+PLUGINS = (files_target.plugin, nginx_target.plugin, haproxy_target.plugin)
 
 
 def _work(module, no_log_values):

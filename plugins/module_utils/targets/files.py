@@ -71,12 +71,13 @@ def _merge_value(top, element):
     return element if element is not None else top
 
 
-def requests_from_params(params, keys=CERTIFICATE_OPTIONS):
+def requests_from_params(params, keys=CERTIFICATE_OPTIONS, needs_destination=True):
     """Build ``DeployRequest`` objects from module parameters.
 
     ``certificates`` (batch) elements take their missing per-certificate options from the
     top-level ones; dict options (``verify``) merge key by key.  Without ``certificates`` the
-    top-level options describe one certificate."""
+    top-level options describe one certificate.  ``needs_destination=False`` is for targets
+    whose files are their own per-certificate options (haproxy's combined file, a keystore)."""
     batch = params.get('certificates')
     if batch is not None:
         if params.get('certificate') is not None:
@@ -99,12 +100,12 @@ def requests_from_params(params, keys=CERTIFICATE_OPTIONS):
                               fix='give the PEM certificate (its chain may follow it)')
         paths = [merged.get(key) for key in ('certificate_path', 'fullchain_path', 'chain_path')
                  if merged.get(key)]
-        if not paths:
+        if not paths and 'certificate_options' not in keys:   # a target's own options may name it
             raise ConfigError('no destination given', option=prefix + 'certificate_path',
                               fix='set at least one of certificate_path, chain_path, fullchain_path')
         name = merged.get('name')
         if name is None:
-            name = os.path.splitext(os.path.basename(paths[0]))[0] or 'certificate'
+            name = (os.path.splitext(os.path.basename(paths[0]))[0] if paths else '') or 'certificate'
         name = validate_name(name, option=prefix + 'name')
         if name in names:
             raise ConfigError('name %r is used by %s too' % (name, names[name]), option=prefix + 'name',
@@ -230,7 +231,8 @@ def deploy_from_params(params, plugins, runner, check_mode=False, no_log_values=
         keys = tuple(k for k in ('name', 'certificate', 'chain') if k not in keys) + keys
         if 'verify' not in keys and _asks_verify(params):
             warnings.append('verify is ignored: the %s target has no live endpoint to check' % name)
-        requests = requests_from_params(params, keys + ('certificate_options',))
+        requests = requests_from_params(params, keys + ('certificate_options',),
+                                        needs_destination=getattr(cls, 'needs_destination', True))
         for request in requests:
             prefix = request.options.get('option_prefix', '')
             request.certificate_options = check_options(

@@ -60,7 +60,22 @@ def _files(workdir, name):
             'request_options': {}, 'certificate_options': {'combined_path': os.path.join(site, 'site.pem')}}
 
 
+def _server_target(workdir, name):
+    """The server targets with harmless commands (the real servers are in their own tests)."""
+    site = os.path.join(workdir, 'site')
+    os.makedirs(site, exist_ok=True)
+    if name == 'haproxy':
+        return {'options': {'mode': 'reload', 'validate_command': ['true'], 'reload_command': ['true']},
+                'request_options': {}, 'certificate_options': {'pem_path': os.path.join(site, 'site.pem')}}
+    return None
+
+
+SERVER_TARGETS = ('haproxy',)
+
+
 def kit_setup(kind, name, workdir):
+    if kind == 'target' and name in SERVER_TARGETS:
+        return _server_target(workdir, name)
     if kind == 'issuer' and name == 'local_ca':
         return _local_ca(workdir)
     if kind == 'issuer' and name == 'toy_async_ca':
@@ -81,5 +96,5 @@ def certforge_issuers():
 
 @hookimpl
 def certforge_targets():
-    from ansible_collections.certforge.pki.plugins.module_utils.targets import files, nginx
-    return {'files': files.FilesTarget, 'nginx': nginx.NginxTarget}
+    from ansible_collections.certforge.pki.plugins.module_utils.targets import files, haproxy, nginx
+    return {'files': files.FilesTarget, 'nginx': nginx.NginxTarget, 'haproxy': haproxy.HaproxyTarget}

@@ -2,7 +2,6 @@
 packages, built here and installed through their entry points into a directory of their own
 (put on PYTHONPATH for the kit's child processes and the ansible runs)."""
 
-import importlib
 import os
 import subprocess
 import sys
@@ -12,10 +11,11 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-conftest = importlib.import_module('conftest')
 PACKAGES = ('toy_async_ca', 'toy_haproxy_like')
 CONNECTORS = [('issuer', 'local_ca'), ('target', 'files'), ('target', 'nginx'),
               ('issuer', 'toy_async_ca'), ('target', 'toy_haproxy_like')]
+#: the server targets (tests/integration/kit/kit_setups.py SERVER_TARGETS)
+CONNECTORS += [('target', 'haproxy')]
 
 
 def install(source, site):
@@ -55,11 +55,11 @@ def third_party_site(tmp_path_factory):
 
 
 @pytest.mark.parametrize('kind, name', CONNECTORS, ids=['%s-%s' % c for c in CONNECTORS])
-def test_connector_passes_the_kit(third_party_site, tmp_path, kind, name):
+def test_connector_passes_the_kit(third_party_site, tmp_path, kind, name, kit_lines):
     from ansible_collections.certforge.pki.plugins.plugin_utils import connector_kit
     results = connector_kit.run_kit(kind, name, 'kit_setups', ['kit_setups'], workdir=str(tmp_path))
     line = connector_kit.summary_line(kind, name, results)
-    conftest.KIT_LINES.append(line)
+    kit_lines.append(line)
     failed = ['%s: %s' % (c, why) for c, ok, why in results if ok is False]
     assert not failed, line + '\n' + '\n'.join(failed)
 

@@ -1,0 +1,261 @@
+"""Real servers for the target tests (haproxy, apache, caddy, postfix, dovecot), each run by hand
+on 127.0.0.1 with a free port and its own configuration under a pytest tmp directory, in the
+foreground as our child (own session), and stopped by PID in a finalizer.  Waiting is polling with
+a deadline.  Loaded by the target test files (the integration directory is not a package)."""
+
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+SBIN = os.pathsep.join([os.environ.get('PATH', ''), '/usr/sbin', '/sbin'])
+
+
+def which(name):
+    return shutil.which(name, path=SBIN)
+
+
+def poll(condition, timeout, what, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError('timed out after %ss waiting for %s' % (timeout, what))
+        time.sleep(interval)
+        interval = min(interval * 1.5, 0.25)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def listening(port):
+    try:
+        with socket.create_connection(('127.0.0.1', port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def served_der(port, server_name=None, timeout=5.0, starttls=None):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(('127.0.0.1', port), timeout=timeout) as sock:
+        if starttls == 'smtp':
+            from ansible_collections.certforge.pki.plugins.module_utils.targets.common import smtp_starttls
+            smtp_starttls(sock, timeout)
+        with context.wrap_socket(sock, server_hostname=server_name) as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def served_serial(port, server_name=None, starttls=None):
+    from cryptography import x509
+    return x509.load_der_x509_certificate(served_der(port, server_name, starttls=starttls)).serial_number
+
+
+def wait_serial(port, serial, server_name=None, starttls=None, timeout=10):
+    def check():
+        try:
+            return served_serial(port, server_name, starttls) == serial
+        except OSError:
+            return False
+    poll(check, timeout, 'serial %X on port %s' % (serial, port))
+
+
+def write(path, data, mode=0o644):
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, 'w') as handle:
+        handle.write(data)
+    os.chmod(str(path), mode)
+
+
+def combined(issued):
+    return issued.cert_pem + issued.chain_pem + issued.key_pem
+
+
+class Server:
+    """A foreground server process we started (own session), stopped by PID."""
+
+    name = 'server'
+
+    def __init__(self, root):
+        self.root = str(root)
+        os.makedirs(self.root, exist_ok=True)
+        self.process = None
+        self.port = None
+        self.log = os.path.join(self.root, 'server.log')
+
+    def argv(self):
+        raise NotImplementedError
+
+    def env(self):
+        return None
+
+    def start(self, timeout=20.0):
+        with open(self.log, 'ab') as log:
+            self.process = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                            start_new_session=True, env=self.env(), cwd=self.root)
+        try:
+            poll(lambda: listening(self.port) or self.process.poll() is not None, timeout,
+                 '%s on 127.0.0.1:%s' % (self.name, self.port))
+        except AssertionError:
+            self.stop()
+            raise
+        if self.process.poll() is not None:
+            raise AssertionError('%s exited with %s: %s' % (self.name, self.process.returncode, self.log_tail()))
+        return self
+
+    def log_tail(self, size=3000):
+        try:
+            with open(self.log, 'rb') as handle:
+                return handle.read()[-size:].decode('utf-8', 'replace')
+        except OSError:
+            return ''
+
+    def alive(self):
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        try:
+            process.send_signal(sig)
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+
+
+# ---------------------------------------------------------------------------------------------
+# haproxy (master-worker: master CLI for reloads, admin stats socket for the runtime API)
+# ---------------------------------------------------------------------------------------------
+
+HAPROXY_CFG = """\
+global
+    pidfile {root}/haproxy.pid
+    stats socket {root}/admin.sock mode 600 level admin expose-fd listeners
+    stats timeout 30s
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client  30s
+    timeout server  30s
+
+frontend fe_tls
+    bind 127.0.0.1:{port} ssl crt {pem}
+    http-request return status 200 content-type text/plain string "haproxy ok"
+"""
+
+
+class Haproxy(Server):
+    name = 'haproxy'
+
+    def __init__(self, root, issued):
+        super().__init__(root)
+        self.certs = os.path.join(self.root, 'certs')
+        os.makedirs(self.certs, exist_ok=True)
+        self.pem = os.path.join(self.certs, 'site.pem')
+        self.key = os.path.join(self.certs, 'site.key')
+        write(self.pem, combined(issued), 0o600)
+        write(self.key, issued.key_pem, 0o600)
+        self.config = os.path.join(self.root, 'haproxy.cfg')
+        self.stats_socket = os.path.join(self.root, 'admin.sock')
+        self.master_socket = os.path.join(self.root, 'master.sock')
+        self.port = free_port()
+        write(self.config, HAPROXY_CFG.format(root=self.root, port=self.port, pem=self.pem))
+
+    def argv(self):
+        return [which('haproxy'), '-W', '-db', '-S', self.master_socket + ',mode,600', '-f', self.config]
+
+    def start(self, timeout=20.0):
+        super().start(timeout)
+        poll(lambda: os.path.exists(self.stats_socket), timeout, 'the haproxy stats socket')
+        return self
+
+    def stop(self, sig=signal.SIGUSR1, timeout=10.0):
+        super().stop(sig, timeout)
+
+
+# ---------------------------------------------------------------------------------------------
+# apache (apache2 -DFOREGROUND with a standalone config; nothing from /etc/apache2)
+# ---------------------------------------------------------------------------------------------
+
+APACHE_CONF = """\
+ServerRoot "{root}"
+ServerName {name}
+PidFile "{root}/run/httpd.pid"
+DefaultRuntimeDir "{root}/run"
+Mutex file:{root}/run default
+ErrorLog "{root}/logs/error.log"
+LogLevel warn
+LoadModule mpm_event_module     /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module    /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule mime_module          /usr/lib/apache2/modules/mod_mime.so
+LoadModule dir_module           /usr/lib/apache2/modules/mod_dir.so
+LoadModule socache_shmcb_module /usr/lib/apache2/modules/mod_socache_shmcb.so
+LoadModule ssl_module           /usr/lib/apache2/modules/mod_ssl.so
+{user}
+StartServers 1
+ServerLimit 2
+ThreadsPerChild 8
+MaxRequestWorkers 16
+TypesConfig /etc/mime.types
+SSLSessionCache "shmcb:{root}/run/ssl_scache(512000)"
+Listen 127.0.0.1:{port} https
+<VirtualHost 127.0.0.1:{port}>
+    ServerName {name}
+    DocumentRoot "{root}/htdocs"
+    SSLEngine on
+    SSLCertificateFile      "{cert}"
+    SSLCertificateChainFile "{chain}"
+    SSLCertificateKeyFile   "{key}"
+</VirtualHost>
+"""
+
+
+class Apache(Server):
+    name = 'apache'
+
+    def __init__(self, root, issued):
+        super().__init__(root)
+        for sub in ('run', 'logs', 'htdocs', 'certs'):
+            os.makedirs(os.path.join(self.root, sub), exist_ok=True)
+        os.chmod(self.root, 0o755)
+        self.cert = os.path.join(self.root, 'certs', 'site.crt')
+        self.chain = os.path.join(self.root, 'certs', 'chain.crt')
+        self.key = os.path.join(self.root, 'certs', 'site.key')
+        write(self.cert, issued.cert_pem)
+        write(self.chain, issued.chain_pem)
+        write(self.key, issued.key_pem, 0o600)
+        self.port = free_port()
+        self.config = os.path.join(self.root, 'apache2.conf')
+        user = 'User www-data\nGroup www-data' if os.geteuid() == 0 else ''
+        write(self.config, APACHE_CONF.format(root=self.root, name=issued.name, port=self.port, cert=self.cert,
+                                              chain=self.chain, key=self.key, user=user))
+        self.pid_file = os.path.join(self.root, 'run', 'httpd.pid')
+
+    def command(self, *args):
+        return [which('apache2'), '-d', self.root, '-f', self.config] + list(args)
+
+    def argv(self):
+        return self.command('-DFOREGROUND')
+
+    def env(self):
+        env = dict(os.environ)
+        env['APACHE_RUN_DIR'] = os.path.join(self.root, 'run')
+        env['APACHE_LOCK_DIR'] = os.path.join(self.root, 'run')
+        env['APACHE_LOG_DIR'] = os.path.join(self.root, 'logs')
+        return env
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        super().stop(sig, timeout)
