@@ -107,9 +107,9 @@ def test_other_names_come_from_installed_packages(monkeypatch):
 def test_unknown_target_lists_the_known_ones(monkeypatch):
     monkeypatch.setattr(core_registry.Registry, '_load_entry_points', lambda self: None)
     with pytest.raises(ConfigError) as info:
-        target_class('apache', mod.PLUGINS, discover=True)
+        target_class('no_such_server', mod.PLUGINS, discover=True)
     assert info.value.option == 'target'
-    assert 'files, nginx' in info.value.fix and 'install the package' in info.value.fix
+    assert 'files, ' in info.value.fix and 'nginx' in info.value.fix and 'install the package' in info.value.fix
 
 
 # -- target options ----------------------------------------------------------------------------
