@@ -78,7 +78,7 @@ def test_issued_certificate_is_the_answer_until_deployed(tmp_path):
     conn = CA()
     first = issue(conn, csr, str(tmp_path))
     assert first['status'] == 'issued' and first['changed']
-    for _ in range(20):
+    for dummy in range(20):
         again = issue(conn, csr, str(tmp_path))        # current still missing on the host
         assert again['status'] == 'issued' and again['reused'] and again['changed']
         assert again['certificate'] == first['certificate']

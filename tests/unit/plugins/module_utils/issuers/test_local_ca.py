@@ -290,7 +290,7 @@ def test_failed_deploys_do_not_sign_again_and_renewal_records_what_it_supersedes
     params = dict(name='www', issuer='local_ca', issuer_options={'ca_path': str(tmp_path / 'root')},
                   csr=csr, order_store=str(tmp_path / 'orders'))
     first = certificate_execute(Ctx(params, SPEC))
-    for _ in range(20):                       # the deploy keeps failing: nothing reaches the host
+    for dummy in range(20):                       # the deploy keeps failing: nothing reaches the host
         again = certificate_execute(Ctx(params, SPEC))
         assert again['serial'] == first['serial'] and again['reused']
     assert len(_index(tmp_path)) == 1
