@@ -70,6 +70,8 @@ options:
         V(reload)); C(reload_command) (raw); C(reload_timeout) (float, default V(30.0));
         C(socket_timeout) (float, default V(10.0)); C(stats_socket) (path); C(validate_command)
         (raw).
+      - For V(apache) - C(allowed_directories) (list of path); C(reload) (bool, default V(true));
+        C(reload_command) (raw); C(validate_command) (raw).
       - A target another package provides documents its own options.
     type: dict
     default: {}

@@ -67,6 +67,11 @@ options:
         the running process through the runtime API (C(set ssl cert) + C(commit ssl cert)), no reload;
         in mode V(reload) it runs C(haproxy -c -f) and a master-worker reload (C(reload) on
         C(master_socket), or C(reload_command)).
+      - V(apache) writes the certificate, chain and/or fullchain files like V(files), needs O(key_path)
+        (the file C(SSLCertificateKeyFile) names), runs the config test (C(apache2ctl -t), or
+        C(apachectl -t)), checks that key and certificate as written belong together (apache accepts a
+        mismatched key at the config test and then exits on the reload), then reloads gracefully once
+        and checks the live endpoint.
       - Any other name is looked up among the target connectors installed on the managed host (Python
         entry point group C(certforge.pki)); the error lists the names there are.
     type: str
@@ -117,6 +122,20 @@ EXAMPLES = r'''
     key_path: /etc/nginx/tls/www.example.com.key
     verify:
       port: 443
+
+- name: Apache with mod_ssl, separate certificate and chain files, graceful reload
+  certforge.pki.deploy:
+    target: apache
+    target_options:
+      reload_command: [apache2ctl, graceful]
+    certificate: "{{ issued.certificate }}"
+    chain: "{{ issued.chain }}"
+    certificate_path: /etc/apache2/tls/www.example.com.crt
+    chain_path: /etc/apache2/tls/www.example.com.chain.crt
+    key_path: /etc/apache2/tls/www.example.com.key
+    verify:
+      port: 443
+      server_name: www.example.com
 
 - name: HAProxy, certificate swapped through the runtime API (no reload); the file is written too
   certforge.pki.deploy:
@@ -247,11 +266,12 @@ diff:
 
 from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import ModuleRunner, run_deploy_module
 from ansible_collections.certforge.pki.plugins.module_utils.targets import files as files_target
+from ansible_collections.certforge.pki.plugins.module_utils.targets import apache as apache_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import haproxy as haproxy_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import nginx as nginx_target
 
 #: The built-in targets, imported by name so AnsiballZ ships them.
-PLUGINS = (files_target.plugin, nginx_target.plugin, haproxy_target.plugin)
+PLUGINS = (files_target.plugin, nginx_target.plugin, haproxy_target.plugin, apache_target.plugin)
 
 
 def _work(module, no_log_values):

@@ -41,9 +41,9 @@ def describe(spec):
 def builtin_classes():
     from ansible_collections.certforge.pki.plugins.module_utils.issuers import local_ca, sectigo
     from ansible_collections.certforge.pki.plugins.module_utils.issuers.acme import connector as acme
-    from ansible_collections.certforge.pki.plugins.module_utils.targets import files, haproxy, nginx
+    from ansible_collections.certforge.pki.plugins.module_utils.targets import apache, files, haproxy, nginx
     return ([local_ca.LocalCAIssuer, acme.AcmeIssuer, sectigo.SectigoIssuer],
-            [files.FilesTarget, nginx.NginxTarget, haproxy.HaproxyTarget])
+            [files.FilesTarget, nginx.NginxTarget, haproxy.HaproxyTarget, apache.ApacheTarget])
 
 
 def lines():

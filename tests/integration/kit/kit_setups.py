@@ -67,10 +67,14 @@ def _server_target(workdir, name):
     if name == 'haproxy':
         return {'options': {'mode': 'reload', 'validate_command': ['true'], 'reload_command': ['true']},
                 'request_options': {}, 'certificate_options': {'pem_path': os.path.join(site, 'site.pem')}}
+    if name == 'apache':
+        return {'options': {'validate_command': ['true'], 'reload_command': ['true']},
+                'request_options': {'certificate_path': os.path.join(site, 'cert.pem'),
+                                    'chain_path': os.path.join(site, 'chain.pem')}}
     return None
 
 
-SERVER_TARGETS = ('haproxy',)
+SERVER_TARGETS = ('haproxy', 'apache')
 
 
 def kit_setup(kind, name, workdir):
@@ -96,5 +100,6 @@ def certforge_issuers():
 
 @hookimpl
 def certforge_targets():
-    from ansible_collections.certforge.pki.plugins.module_utils.targets import files, haproxy, nginx
-    return {'files': files.FilesTarget, 'nginx': nginx.NginxTarget, 'haproxy': haproxy.HaproxyTarget}
+    from ansible_collections.certforge.pki.plugins.module_utils.targets import apache, files, haproxy, nginx
+    return {'files': files.FilesTarget, 'nginx': nginx.NginxTarget, 'haproxy': haproxy.HaproxyTarget,
+            'apache': apache.ApacheTarget}
