@@ -22,6 +22,23 @@ from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import 
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import CertforgeError
 
 
+def store_secrets(params):
+    """The password of a ``postgresql://user:password@host/db`` order store given as an option
+    (the environment or PGPASSWORD keep it out of the task): hidden like a no_log value."""
+    from urllib.parse import unquote, urlsplit
+    out = set()
+    for value in ((params or {}).get('order_store'),
+                  ((params or {}).get('issuer_options') or {}).get('order_store')):
+        if isinstance(value, str) and value.lower().startswith(('postgresql://', 'postgres://')):
+            try:
+                password = urlsplit(value).password
+            except ValueError:
+                password = None
+            if password:
+                out.update((password, unquote(password)))
+    return out
+
+
 class ActionContext:
     """The ``ctx`` an ``execute`` function gets, backed by an action plugin."""
 
@@ -60,6 +77,7 @@ class InProcessAction(ActionBase):
         validated = validator.validate(self._task.args)
         no_log_values = set(validated._no_log_values)
         no_log_values.update(self.extra_no_log(validated.validated_parameters))
+        no_log_values.update(store_secrets(validated.validated_parameters))
         if validated.error_messages:
             result.update(failed=True, msg='; '.join(validated.error_messages))
             return remove_values(result, no_log_values)
