@@ -98,6 +98,19 @@ class IssuerConnector(Connector):
     #: out of the order fingerprint so changing them while an order is pending resumes it.
     fingerprint_ignore = ()
 
+    #: True when ``find_orders`` can find an order at the CA by ``request.token`` (or by what
+    #: the CA keeps of the request): the core then asks before a first submit when the order
+    #: store has no record of the certificate (a fresh AWX job, a deleted store), so a
+    #: controller with an empty store never orders twice.  The token is derived from the
+    #: request identity and the certificate it replaces: store it at the CA where you can.
+    searchable = False
+
+    #: Seconds after an interrupted submit (killed run, lost answer) during which the core
+    #: keeps asking ``find_orders`` before it submits again: a CA may commit a request after
+    #: its answer was lost.  ``None``: the core's default (30 s); the ``recover_window``
+    #: module option overrides it.
+    commit_window = None
+
     def __init__(self, options):
         self.options = dict(options or {})
         #: strings the core adds to the task's warnings after the call

@@ -288,7 +288,8 @@ def issue(registry, connector, request, current_pem=None, policy=None, store_pat
     if precheck is not None:
         precheck(request)     # the connector refuses what it can before anything is recorded
     if recover_window is None:
-        recover_window = float(getattr(connector, 'commit_window', DEFAULT_COMMIT_WINDOW))
+        recover_window = getattr(connector, 'commit_window', None)
+        recover_window = DEFAULT_COMMIT_WINDOW if recover_window is None else float(recover_window)
     if lock_timeout is None:
         # a run of another fork or controller may hold this certificate while it polls
         lock_timeout = max(DEFAULT_LOCK_WAIT, float(wait_timeout or 0) + recover_window + 30)
