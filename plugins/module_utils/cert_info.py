@@ -14,7 +14,7 @@ import os
 from ansible_collections.certforge.pki.plugins.module_utils.core import renewal
 from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
 from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import (
-    RENEWAL_OPTIONS, ArgumentSpec, existing_file, existing_path, hostname)
+    RENEWAL_OPTIONS, ArgumentSpec, existing_file, existing_path, hostname, optional_file)
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError, TransientError
 
 _OPTIONS = dict(
@@ -36,7 +36,7 @@ SPEC = ArgumentSpec(
     _OPTIONS,
     mutually_exclusive=[['path', 'content', 'host']],
     required_one_of=[['path', 'content', 'host']],
-    checks=dict(path=[existing_file], host=[hostname], ca_path=[existing_path],
+    checks=dict(path=[optional_file], host=[hostname], ca_path=[existing_path],
                 privatekey_path=[existing_file]),
 )
 

@@ -311,7 +311,7 @@ for _module, _options in PATH_OPTIONS.items():
 # -- files that must exist and be files; directories that must be directories ----------------
 READ_FILES = {
     LCA: ['certificate_path', 'privatekey_path', 'chain_path'],
-    LCC: ['csr_path'], CERT: ['csr_path'], INFO: ['path', 'privatekey_path'],
+    LCC: ['csr_path'], CERT: ['csr_path'], INFO: ['privatekey_path'],
     ACME_CERT: ['csr_path', 'account_key_path'], ACME_REV: ['certificate_path'],
     SECT_CERT: ['csr_path'],
 }
@@ -392,6 +392,8 @@ for _value, _what in ((LONG, '300 characters'), ('exa mple..com', 'two dots'), (
     bad(DEPN, 'verify.server_name', _value, title='deploy_nginx verify.server_name %s' % _what)
 for _value in (LONG, 'bad host name', '\u2603' * 70):
     bad(INFO, 'host', _value, drop=('path',))
+for _what, _value in (('a directory', '@D@/adir'), ('a dangling link', '@D@/dangling')):
+    bad(INFO, 'path', _value, title='certificate_info path is %s' % _what)
 for _module in (LCC, CERT, ACME_CERT, SECT_CERT):
     for _value in ('../../etc/x', 'a/b', '..', '.', '-rf', 'a' * 300, 'x\ny'):
         bad(_module, 'name', _value, title='%s name %r' % (_module.split('.')[-1], _value[:20]))

@@ -353,7 +353,7 @@ def destination(value, option, params):
     if os.path.exists(path):
         mode = os.stat(path).st_mode
         if stat.S_ISDIR(mode):
-            _fail(option, '%s is a directory' % value, 'give a file name inside it, e.g. %s/<name>.pem'
+            _fail(option, '%s is a directory, not a regular file' % value, 'give a file name inside it, e.g. %s/<name>.pem'
                   % value.rstrip('/'))
         if not stat.S_ISREG(mode):
             _fail(option, '%s is not a regular file' % value, 'give the path of a regular file')
