@@ -208,8 +208,8 @@ def _killed_then_resumed(kit, name, stage):
     proc = subprocess.run([sys.executable, '-m', MODULE, '--child', json.dumps(spec)],
                           capture_output=True, text=True, timeout=120, env=dict(os.environ), check=False)
     # a CA that answers at once never polls: its child runs to the end
-    assert proc.returncode == 137 or (proc.returncode == 0 and stage != 'after_submit'), 'the child was not killed at %s (rc=%s): %s' % (stage, proc.returncode,
-                                                                                  proc.stderr[-2000:])
+    killed = proc.returncode == 137 or (proc.returncode == 0 and stage != 'after_submit')
+    assert killed, 'the child was not killed at %s (rc=%s): %s' % (stage, proc.returncode, proc.stderr[-2000:])
     result, dummy, dummy = _issue(kit, name, store=store)
     assert result['status'] == 'issued', 'resumed run ended %s' % result.get('status')
     count = kit.setup.get('count_orders')

@@ -30,8 +30,8 @@ def describe(spec):
         if entry.get('choices'):
             words.append('one of %s' % ', '.join('V(%s)' % c for c in entry['choices']))
         if entry.get('default') not in (None, [], {}):
-            words.append('default V(%s)' % (str(entry['default']).lower() if isinstance(entry['default'], bool)
-                                           else entry['default']))
+            default = entry['default']
+            words.append('default V(%s)' % (str(default).lower() if isinstance(default, bool) else default))
         if entry.get('no_log'):
             words.append('secret')
         parts.append('C(%s) (%s)' % (key, ', '.join(words)))

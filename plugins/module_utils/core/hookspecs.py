@@ -105,3 +105,6 @@ from ansible_collections.certforge.pki.plugins.module_utils.core.connectors impo
     NotifierConnector,
     TargetConnector,
 )
+
+__all__ = ['PROJECT_NAME', 'ENTRY_POINT_GROUP', 'HAS_PLUGGY', 'hookspec', 'hookimpl', 'CertforgeSpecs',
+           'IssuerConnector', 'TargetConnector', 'NotifierConnector']

@@ -109,8 +109,8 @@ class FileSpec:
     owner: Optional[Any] = None
     group: Optional[Any] = None
     label: str = ''                             # 'certificate', 'chain', 'fullchain', 'combined', ...
-    option: Optional[str] = None                # the option the path came from (error messages);
-                                                # default '<label>_path'
+    # the option the path came from, for error messages (default '<label>_path')
+    option: Optional[str] = None
     secret: bool = False                        # holds key material: never diffed, mode 0600 default
 
 

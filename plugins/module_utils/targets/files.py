@@ -29,7 +29,7 @@ from ansible_collections.certforge.pki.plugins.module_utils.core.deployment impo
     split_certificates,
 )
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import CertforgeError, ConfigError
-from ansible_collections.certforge.pki.plugins.module_utils.core.files import Transaction, validate_name
+from ansible_collections.certforge.pki.plugins.module_utils.core.files import validate_name
 from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import (
     check_target_options,
     deploy,
@@ -39,6 +39,9 @@ from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle impor
 from ansible_collections.certforge.pki.plugins.module_utils.core.model import DeployRequest, FileSpec
 from ansible_collections.certforge.pki.plugins.module_utils.core.options import check_options
 from ansible_collections.certforge.pki.plugins.module_utils.sdk import TargetConnector, hookimpl
+
+#: names other modules and tests import from here (moved to core.deployment)
+REEXPORTED = (as_list, certificate_facts, check_key_matches, split_certificates)
 
 #: (path option, label) in the order files are planned and written.
 PATH_OPTIONS = (
