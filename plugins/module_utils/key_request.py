@@ -168,8 +168,10 @@ class KeyRequest:
             self.key_curve = cx509.normalize_curve(p.get('privatekey_curve') or 'secp256r1',
                                                    option=self.opt('privatekey_curve'))
 
-        cfiles.ensure_parent_dir(self.key_path, self.opt('privatekey_path'))
-        if self.csr_path:
+        # in check mode the directory may be one an earlier task would have made
+        if not (self.check_mode and not os.path.lexists(os.path.dirname(self.key_path))):
+            cfiles.ensure_parent_dir(self.key_path, self.opt('privatekey_path'))
+        if self.csr_path and not (self.check_mode and not os.path.lexists(os.path.dirname(self.csr_path))):
             cfiles.ensure_parent_dir(self.csr_path, self.opt('csr_path'))
         self.uid = cfiles.resolve_uid(p.get('owner'), option=self.opt('owner'))
         self.gid = cfiles.resolve_gid(p.get('group'), option=self.opt('group'))

@@ -84,7 +84,7 @@ class InProcessAction(ActionBase):
         ctx = ActionContext(validated.validated_parameters, bool(self._task.check_mode),
                             bool(self._task.diff))
         try:
-            self.SPEC.check(ctx.params)
+            self.SPEC.check(ctx.params, check_mode=ctx.check_mode)
             result.update(type(self).EXECUTE(ctx))
         except CertforgeError as exc:
             result.update(failed=True, **exc.to_result())

@@ -54,9 +54,9 @@ class ArgumentSpec:
             self.checks[name] = list(self.checks[name]) + list(funcs)
         return self
 
-    def check(self, params):
+    def check(self, params, check_mode=False):
         """Every option checked before the first effect (see ``check_params``)."""
-        check_params(params, self.argument_spec, self.checks)
+        check_params(params, self.argument_spec, self.checks, check_mode=check_mode)
 
     def kwargs(self):
         out = dict(argument_spec=self.argument_spec)
@@ -94,7 +94,7 @@ def run_module(spec, execute, supports_check_mode=True, requires=()):
             module.fail_json(msg=missing_required_lib(lib), exception=error)
     ctx = ModuleContext(module)
     try:
-        spec.check(module.params)
+        spec.check(module.params, check_mode=module.check_mode)
         result = execute(ctx)
     except CertforgeError as exc:
         # a refused input is no crash: no traceback, even with ANSIBLE_DISPLAY_TRACEBACK=error
@@ -188,7 +188,12 @@ def _run_checks(params, spec, checks, parent_option, prefix):
             func(value, option, params)
 
 
-def check_params(params, argument_spec, checks=None):
+#: set while ``check_params`` runs: in check mode a directory that an earlier task would have
+#: made (and so does not exist yet) is no error
+_CHECK_MODE = [False]
+
+
+def check_params(params, argument_spec, checks=None, check_mode=False):
     """Refuse bad option values before anything is written or any CA is called.
 
     Everywhere: no NUL byte in any text, path options within the file system's length
@@ -197,12 +202,16 @@ def check_params(params, argument_spec, checks=None):
     ``parent.child`` (list elements included).  A check is ``check(value, option, params)``
     and raises ``ConfigError`` naming ``option``."""
     checks = checks or {}
-    for name, spec in argument_spec.items():
-        value = params.get(name)
-        if value is None:
-            continue
-        _walk(value, spec, name, checks, name)
-    _run_checks(params, argument_spec, checks, None, None)
+    _CHECK_MODE[0] = bool(check_mode)
+    try:
+        for name, spec in argument_spec.items():
+            value = params.get(name)
+            if value is None:
+                continue
+            _walk(value, spec, name, checks, name)
+        _run_checks(params, argument_spec, checks, None, None)
+    finally:
+        _CHECK_MODE[0] = False
 
 
 # -- checks -----------------------------------------------------------------------------------
@@ -358,7 +367,7 @@ def destination(value, option, params):
         if not stat.S_ISREG(mode):
             _fail(option, '%s is not a regular file' % value, 'give the path of a regular file')
     parent = os.path.dirname(os.path.abspath(path)) or '/'
-    if not os.path.isdir(parent):
+    if not os.path.isdir(parent) and not (_CHECK_MODE[0] and not os.path.lexists(parent)):
         _fail(option, 'the directory %s of %s does not exist' % (parent, value),
               'create the directory first (for example with ansible.builtin.file state=directory), '
               'then run again')
