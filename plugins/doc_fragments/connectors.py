@@ -72,6 +72,9 @@ options:
         (raw).
       - For V(apache) - C(allowed_directories) (list of path); C(reload) (bool, default V(true));
         C(reload_command) (raw); C(validate_command) (raw).
+      - For V(pkcs12) - C(allowed_directories) (list of path); C(restart_command) (raw).
+      - For V(java_keystore) - C(allowed_directories) (list of path); C(keytool) (path);
+        C(restart_command) (raw).
       - A target another package provides documents its own options.
     type: dict
     default: {}

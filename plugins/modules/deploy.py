@@ -72,6 +72,11 @@ options:
         C(apachectl -t)), checks that key and certificate as written belong together (apache accepts a
         mismatched key at the config test and then exits on the reload), then reloads gracefully once
         and checks the live endpoint.
+      - V(pkcs12) writes one PKCS#12 bundle (key, leaf, chain, friendly name; C(0600)) protected by a secret
+        password; an existing bundle that opens with the password and holds the same contents is kept.
+      - V(java_keystore) replaces one alias of a JKS or PKCS#12 keystore through C(keytool) (other aliases
+        kept): the keystore is rebuilt in a private directory and renamed over the old one; passwords
+        reach keytool only through C(0600) files, never its command line; verified with C(keytool -list -v).
       - Any other name is looked up among the target connectors installed on the managed host (Python
         entry point group C(certforge.pki)); the error lists the names there are.
     type: str
@@ -83,6 +88,14 @@ options:
         these. V(files) and V(nginx) have none.
       - For V(haproxy) - C(pem_path) (path, required) the combined PEM file (leaf, chain, key; written
         C(0600)) exactly as the C(crt) directive of C(haproxy.cfg) names it.
+      - For V(pkcs12) - C(pkcs12_path) (path, required); C(password) (str, secret, required);
+        C(friendly_name) (str, default the certificate name); C(encryption) (V(modern) AES-256 with a SHA-256
+        MAC, the default, or V(legacy) 3DES with a SHA-1 MAC for old readers); C(include_chain) (bool,
+        default V(true)).
+      - For V(java_keystore) - C(keystore_path) (path, required); C(keystore_type) (V(pkcs12), the
+        default, or V(jks)); C(alias) (str, default the certificate name); C(store_password) (str,
+        secret, required); C(key_password) (str, secret, JKS only, default the store password);
+        C(state) (V(present), the default, or V(absent) to remove the alias, which must exist).
     type: dict
 notes:
   - The private key is not written by this module. Create it on the host first (mode C(0600)) and point
@@ -136,6 +149,30 @@ EXAMPLES = r'''
     verify:
       port: 443
       server_name: www.example.com
+
+- name: A PKCS#12 bundle for an application that wants one file
+  certforge.pki.deploy:
+    target: pkcs12
+    certificate: "{{ issued.certificate }}"
+    chain: "{{ issued.chain }}"
+    key_path: /etc/app/tls/app.key
+    certificate_options:
+      pkcs12_path: /etc/app/tls/app.p12
+      password: "{{ vault_app_p12_password }}"
+      friendly_name: app
+
+- name: One alias of a Java keystore, then restart the application
+  certforge.pki.deploy:
+    target: java_keystore
+    target_options:
+      restart_command: [systemctl, restart, tomcat10]
+    certificate: "{{ issued.certificate }}"
+    chain: "{{ issued.chain }}"
+    key_path: /etc/tomcat10/tls/www.key
+    certificate_options:
+      keystore_path: /etc/tomcat10/keystore.p12
+      alias: tomcat
+      store_password: "{{ vault_keystore_password }}"
 
 - name: HAProxy, certificate swapped through the runtime API (no reload); the file is written too
   certforge.pki.deploy:
@@ -268,10 +305,13 @@ from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle impor
 from ansible_collections.certforge.pki.plugins.module_utils.targets import files as files_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import apache as apache_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import haproxy as haproxy_target
+from ansible_collections.certforge.pki.plugins.module_utils.targets import java_keystore as java_keystore_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import nginx as nginx_target
+from ansible_collections.certforge.pki.plugins.module_utils.targets import pkcs12 as pkcs12_target
 
 #: The built-in targets, imported by name so AnsiballZ ships them.
-PLUGINS = (files_target.plugin, nginx_target.plugin, haproxy_target.plugin, apache_target.plugin)
+PLUGINS = (files_target.plugin, nginx_target.plugin, haproxy_target.plugin, apache_target.plugin,
+           pkcs12_target.plugin, java_keystore_target.plugin)
 
 
 def _work(module, no_log_values):

@@ -71,10 +71,17 @@ def _server_target(workdir, name):
         return {'options': {'validate_command': ['true'], 'reload_command': ['true']},
                 'request_options': {'certificate_path': os.path.join(site, 'cert.pem'),
                                     'chain_path': os.path.join(site, 'chain.pem')}}
+    if name == 'pkcs12':
+        return {'options': {}, 'request_options': {},
+                'certificate_options': {'pkcs12_path': os.path.join(site, 'site.p12'), 'password': 'kit-p12-pass'}}
+    if name == 'java_keystore':
+        return {'options': {}, 'request_options': {},
+                'certificate_options': {'keystore_path': os.path.join(site, 'site.jks'), 'keystore_type': 'jks',
+                                        'store_password': 'kit-store-pass'}}
     return None
 
 
-SERVER_TARGETS = ('haproxy', 'apache')
+SERVER_TARGETS = ('haproxy', 'apache', 'pkcs12', 'java_keystore')
 
 
 def kit_setup(kind, name, workdir):
@@ -100,6 +107,8 @@ def certforge_issuers():
 
 @hookimpl
 def certforge_targets():
-    from ansible_collections.certforge.pki.plugins.module_utils.targets import apache, files, haproxy, nginx
+    from ansible_collections.certforge.pki.plugins.module_utils.targets import (
+        apache, files, haproxy, java_keystore, nginx, pkcs12)
     return {'files': files.FilesTarget, 'nginx': nginx.NginxTarget, 'haproxy': haproxy.HaproxyTarget,
-            'apache': apache.ApacheTarget}
+            'apache': apache.ApacheTarget, 'pkcs12': pkcs12.Pkcs12Target,
+            'java_keystore': java_keystore.JavaKeystoreTarget}
