@@ -75,6 +75,10 @@ options:
       - For V(pkcs12) - C(allowed_directories) (list of path); C(restart_command) (raw).
       - For V(java_keystore) - C(allowed_directories) (list of path); C(keytool) (path);
         C(restart_command) (raw).
+      - For V(caddy) - C(admin_url) (str, default V(http://localhost:2019)); C(allowed_directories)
+        (list of path); C(api_timeout) (float, default V(15.0)); C(config) (path, default
+        V(/etc/caddy/Caddyfile)); C(mode) (str, one of V(api), V(file), default V(api));
+        C(reload_command) (raw); C(validate_command) (raw).
       - A target another package provides documents its own options.
     type: dict
     default: {}

@@ -72,6 +72,10 @@ options:
         C(apachectl -t)), checks that key and certificate as written belong together (apache accepts a
         mismatched key at the config test and then exits on the reload), then reloads gracefully once
         and checks the live endpoint.
+      - V(caddy) writes the certificate files like V(files); in mode V(api) (default) it puts the certificate
+        and key inline into the running configuration through the admin API (C(POST /load), no restart, no
+        file watch; Caddy's refusal is shown), in mode V(file) it runs C(caddy validate) and
+        C(caddy reload --force) (Caddy does not watch certificate files).
       - V(pkcs12) writes one PKCS#12 bundle (key, leaf, chain, friendly name; C(0600)) protected by a secret
         password; an existing bundle that opens with the password and holds the same contents is kept.
       - V(java_keystore) replaces one alias of a JKS or PKCS#12 keystore through C(keytool) (other aliases
@@ -146,6 +150,19 @@ EXAMPLES = r'''
     certificate_path: /etc/apache2/tls/www.example.com.crt
     chain_path: /etc/apache2/tls/www.example.com.chain.crt
     key_path: /etc/apache2/tls/www.example.com.key
+    verify:
+      port: 443
+      server_name: www.example.com
+
+- name: Caddy, certificate loaded through the admin API (no restart)
+  certforge.pki.deploy:
+    target: caddy
+    target_options:
+      admin_url: http://localhost:2019
+    certificate: "{{ issued.certificate }}"
+    chain: "{{ issued.chain }}"
+    fullchain_path: /etc/caddy/tls/www.example.com.crt
+    key_path: /etc/caddy/tls/www.example.com.key
     verify:
       port: 443
       server_name: www.example.com
@@ -302,6 +319,7 @@ diff:
 '''
 
 from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import ModuleRunner, run_deploy_module
+from ansible_collections.certforge.pki.plugins.module_utils.targets import caddy as caddy_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import files as files_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import apache as apache_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import haproxy as haproxy_target
@@ -311,7 +329,7 @@ from ansible_collections.certforge.pki.plugins.module_utils.targets import pkcs1
 
 #: The built-in targets, imported by name so AnsiballZ ships them.
 PLUGINS = (files_target.plugin, nginx_target.plugin, haproxy_target.plugin, apache_target.plugin,
-           pkcs12_target.plugin, java_keystore_target.plugin)
+           pkcs12_target.plugin, java_keystore_target.plugin, caddy_target.plugin)
 
 
 def _work(module, no_log_values):

@@ -259,3 +259,55 @@ class Apache(Server):
 
     def stop(self, sig=signal.SIGTERM, timeout=10.0):
         super().stop(sig, timeout)
+
+
+# ---------------------------------------------------------------------------------------------
+# caddy (JSON config, admin API on a free port, no ACME, storage under the work directory)
+# ---------------------------------------------------------------------------------------------
+
+class Caddy(Server):
+    name = 'caddy'
+
+    def __init__(self, root, issued, extra=None):
+        super().__init__(root)
+        import json
+        self.certs = os.path.join(self.root, 'certs')
+        os.makedirs(self.certs, exist_ok=True)
+        self.cert = os.path.join(self.certs, 'site.crt')
+        self.key = os.path.join(self.certs, 'site.key')
+        write(self.cert, issued.cert_pem + issued.chain_pem)
+        write(self.key, issued.key_pem, 0o600)
+        load_files = [{'certificate': self.cert, 'key': self.key, 'tags': ['site']}]
+        self.extra_cert = os.path.join(self.certs, 'extra.crt')
+        if extra is not None:
+            write(self.extra_cert, extra.cert_pem)
+            write(os.path.join(self.certs, 'extra.key'), extra.key_pem, 0o600)
+            load_files.append({'certificate': self.extra_cert, 'key': os.path.join(self.certs, 'extra.key')})
+        self.port = free_port()
+        self.admin_port = free_port()
+        self.admin_url = 'http://127.0.0.1:%d' % self.admin_port
+        self.config = os.path.join(self.root, 'caddy.json')
+        config = {
+            'admin': {'listen': '127.0.0.1:%d' % self.admin_port, 'config': {'persist': False}},
+            'storage': {'module': 'file_system', 'root': os.path.join(self.root, 'data')},
+            'apps': {
+                'http': {'http_port': free_port(), 'https_port': self.port, 'servers': {'srv0': {
+                    'listen': ['127.0.0.1:%d' % self.port], 'protocols': ['h1', 'h2'],
+                    'automatic_https': {'disable': True}, 'tls_connection_policies': [{}],
+                    'routes': [{'handle': [{'handler': 'static_response', 'body': 'caddy ok\n'}]}]}}},
+                'tls': {'certificates': {'load_files': load_files}},
+            },
+        }
+        write(self.config, json.dumps(config, indent=2))
+
+    def env(self):
+        env = dict(os.environ)
+        env.update(HOME=self.root, XDG_DATA_HOME=os.path.join(self.root, 'data'),
+                   XDG_CONFIG_HOME=os.path.join(self.root, 'config'))
+        return env
+
+    def argv(self):
+        return [which('caddy'), 'run', '--config', self.config]
+
+    def command(self, *args):
+        return [which('caddy')] + list(args)

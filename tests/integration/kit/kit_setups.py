@@ -78,10 +78,13 @@ def _server_target(workdir, name):
         return {'options': {}, 'request_options': {},
                 'certificate_options': {'keystore_path': os.path.join(site, 'site.jks'), 'keystore_type': 'jks',
                                         'store_password': 'kit-store-pass'}}
+    if name == 'caddy':
+        return {'options': {'mode': 'file', 'validate_command': ['true'], 'reload_command': ['true']},
+                'request_options': {'fullchain_path': os.path.join(site, 'fullchain.pem')}}
     return None
 
 
-SERVER_TARGETS = ('haproxy', 'apache', 'pkcs12', 'java_keystore')
+SERVER_TARGETS = ('haproxy', 'apache', 'pkcs12', 'java_keystore', 'caddy')
 
 
 def kit_setup(kind, name, workdir):
@@ -108,7 +111,7 @@ def certforge_issuers():
 @hookimpl
 def certforge_targets():
     from ansible_collections.certforge.pki.plugins.module_utils.targets import (
-        apache, files, haproxy, java_keystore, nginx, pkcs12)
+        apache, caddy, files, haproxy, java_keystore, nginx, pkcs12)
     return {'files': files.FilesTarget, 'nginx': nginx.NginxTarget, 'haproxy': haproxy.HaproxyTarget,
             'apache': apache.ApacheTarget, 'pkcs12': pkcs12.Pkcs12Target,
-            'java_keystore': java_keystore.JavaKeystoreTarget}
+            'java_keystore': java_keystore.JavaKeystoreTarget, 'caddy': caddy.CaddyTarget}
