@@ -408,6 +408,8 @@ class Transaction:
         self.written = []
         self.created = []
         self.pruned = []
+        self.new_backups = []        # backup files this transaction made (not reused ones)
+        self._pruned_data = []
         self.state = 'open'
 
     # -- staging -----------------------------------------------------------------------------
@@ -497,6 +499,9 @@ class Transaction:
     def _backup(self, item, snap, stamp):
         directory, prefix = self._backup_location(item)
         self._ensure_backup_dir(directory)
+        same = self._same_backup(directory, prefix, snap)
+        if same is not None:
+            return same         # the newest backup already holds these bytes: no copy of a copy
         counter = 0
         while True:
             suffix = '' if counter == 0 else '-%d' % counter
@@ -515,7 +520,31 @@ class Transaction:
             os.close(fd)
         os.utime(target, ns=(snap.atime_ns, snap.mtime_ns))
         _fsync_dir(directory)
+        self.new_backups.append(target)
         return target
+
+    @staticmethod
+    def _backup_names(directory, prefix):
+        pattern = re.compile(r'^%s\.%s\.bak$' % (re.escape(prefix), _TIMESTAMP_RE))
+        try:
+            return sorted(n for n in os.listdir(directory) if pattern.match(n))
+        except OSError:
+            return []
+
+    def _same_backup(self, directory, prefix, snap):
+        """The newest backup of this file when it holds exactly ``snap``'s bytes and mode."""
+        names = self._backup_names(directory, prefix)
+        if not names:
+            return None
+        newest = os.path.join(directory, names[-1])
+        try:
+            st = os.stat(newest)
+            if stat.S_IMODE(st.st_mode) != snap.mode or st.st_size != len(snap.data):
+                return None
+            with open(newest, 'rb') as handle:
+                return newest if handle.read() == snap.data else None
+        except OSError:
+            return None
 
     @staticmethod
     def _ensure_backup_dir(directory):
@@ -533,21 +562,34 @@ class Transaction:
             if (directory, prefix) in seen:
                 continue
             seen.add((directory, prefix))
-            pattern = re.compile(r'^%s\.%s\.bak$' % (re.escape(prefix), _TIMESTAMP_RE))
-            try:
-                names = sorted(n for n in os.listdir(directory) if pattern.match(n))
-            except OSError:
-                continue
-            keep = set(names[-self.retention:])
+            names = self._backup_names(directory, prefix)
+            # retention counts distinct contents: of backups with equal bytes only the newest
+            # stays, so failed runs cannot push the real history out with copies
+            keep, seen_digests = set(), set()
+            for name in reversed(names):
+                try:
+                    digest = sha256_file(os.path.join(directory, name))
+                except OSError:
+                    continue
+                if digest in seen_digests or len(seen_digests) >= self.retention:
+                    continue
+                seen_digests.add(digest)
+                keep.add(name)
             keep.add(os.path.basename(self.backups[item.path]))
             for old in names:
                 if old in keep:
                     continue
+                path = os.path.join(directory, old)
                 try:
-                    os.unlink(os.path.join(directory, old))
-                    self.pruned.append(os.path.join(directory, old))
+                    st = os.stat(path)
+                    with open(path, 'rb') as handle:
+                        data = handle.read()
+                    os.unlink(path)
                 except OSError:
-                    pass
+                    continue
+                self.pruned.append(path)
+                # kept until the deploy's outcome is known: a rollback puts them back
+                self._pruned_data.append((path, data, stat.S_IMODE(st.st_mode), st.st_atime_ns, st.st_mtime_ns))
 
     # -- rollback ----------------------------------------------------------------------------
 
@@ -580,5 +622,43 @@ class Transaction:
                 fix='restore by hand from the backups: %s' % ', '.join(
                     '%s -> %s' % (p, b) for p, b in sorted(self.backups.items()) if b))
         self.state = 'rolled_back'
+        self._drop_new_backups(snaps)
         return {'restored': [s.path for s in snaps if s.exists],
                 'removed': [s.path for s in snaps if not s.exists]}
+
+    def _drop_new_backups(self, snaps):
+        """A rolled-back deploy leaves no new backup: once every restored file is verified
+        byte-exact, the backups this transaction made are removed (the files they hold are
+        back in place)."""
+        for snap in snaps:
+            if not snap.exists:
+                continue
+            try:
+                with open(snap.path, 'rb') as handle:
+                    if handle.read() != snap.data:
+                        return
+            except OSError:
+                return
+        for path in self.new_backups:
+            try:
+                os.unlink(path)
+            except OSError:
+                continue
+            for key, value in list(self.backups.items()):
+                if value == path:
+                    self.backups[key] = None
+        self.new_backups = []
+        for path, data, mode, atime_ns, mtime_ns in self._pruned_data:
+            try:
+                fd = _open_exclusive(path, 0o600)
+            except OSError:
+                continue
+            try:
+                _write_all(fd, data)
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
+            os.utime(path, ns=(atime_ns, mtime_ns))
+            if path in self.pruned:
+                self.pruned.remove(path)
+        self._pruned_data = []
