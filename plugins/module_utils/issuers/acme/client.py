@@ -44,13 +44,13 @@ PROBLEMS = {
     'badCSR': (ConfigError, 'csr', 'make a CSR the CA accepts (key type and size, names)'),
     'invalidProfile': (ConfigError, 'profile', 'use a profile the CA offers (directory meta.profiles)'),
     'badRevocationReason': (ConfigError, 'reason', 'use a reason the CA accepts'),
-    'accountDoesNotExist': (AuthError, 'account_key',
+    'accountDoesNotExist': (AuthError, 'account_key_path',
                             'create the account first (certforge.pki.acme_account) or set terms_agreed'),
     'userActionRequired': (ConfigError, 'terms_agreed',
                            'read the CA\'s terms of service (instance URL) and agree to them'),
-    'unauthorized': (AuthError, 'account_key', 'the account may not do this; check the account key'),
-    'badPublicKey': (ConfigError, 'account_key', 'use an ECDSA P-256/P-384 or RSA 2048+ key'),
-    'badSignatureAlgorithm': (ConfigError, 'account_key', 'use an ECDSA P-256/P-384 or RSA 2048+ key'),
+    'unauthorized': (AuthError, 'account_key_path', 'the account may not do this; check the account key'),
+    'badPublicKey': (ConfigError, 'account_key_path', 'use an ECDSA P-256/P-384 or RSA 2048+ key'),
+    'badSignatureAlgorithm': (ConfigError, 'account_key_path', 'use an ECDSA P-256/P-384 or RSA 2048+ key'),
     'rateLimited': (TransientError, None,
                     'the CA rate-limits this account or name; run again after the Retry-After time'),
     'badNonce': (TransientError, None, 'run again'),
@@ -79,9 +79,14 @@ def problem_error(data, status, url, retry_after=None, option=None, fix=None):
         if status == 429 or status >= 500:
             cls, default_fix = TransientError, 'the CA is busy or failing; run again later'
         elif status in (401, 403):
-            cls, default_option, default_fix = AuthError, 'account_key', 'check the account key'
+            cls, default_option, default_fix = AuthError, 'account_key_path', 'check the account key'
+        elif status in (404, 405, 410):
+            cls, default_option = PermanentError, 'acme_directory'
+            default_fix = ('the ACME server has no such resource: check that acme_directory is the CA\'s '
+                           'directory URL (it usually ends in /directory)')
         else:
-            cls = PermanentError
+            cls, default_option = PermanentError, 'acme_directory'
+            default_fix = 'the CA refused the request for good; read the problem type and detail above'
     details = {'type': data.get('type'), 'detail': data.get('detail'), 'status': status,
                'url': chttp.safe_url(url)}
     if data.get('subproblems'):
