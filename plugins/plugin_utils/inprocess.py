@@ -20,23 +20,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import unexpected_error
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import CertforgeError
-
-
-def store_secrets(params):
-    """The password of a ``postgresql://user:password@host/db`` order store given as an option
-    (the environment or PGPASSWORD keep it out of the task): hidden like a no_log value."""
-    from urllib.parse import unquote, urlsplit
-    out = set()
-    for value in ((params or {}).get('order_store'),
-                  ((params or {}).get('issuer_options') or {}).get('order_store')):
-        if isinstance(value, str) and value.lower().startswith(('postgresql://', 'postgres://')):
-            try:
-                password = urlsplit(value).password
-            except ValueError:
-                password = None
-            if password:
-                out.update((password, unquote(password)))
-    return out
+from ansible_collections.certforge.pki.plugins.module_utils.core.orders import store_secrets
 
 
 class ActionContext:

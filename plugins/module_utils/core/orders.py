@@ -557,3 +557,23 @@ def open_store(location, path_option='order_store', **kwargs):
         from ansible_collections.certforge.pki.plugins.module_utils.core import store_pg
         return store_pg.PostgresOrderStore(location, path_option=path_option, **kwargs)
     return OrderStore(location, path_option=path_option, **kwargs)
+
+
+def store_secrets(params):
+    """The password of a ``postgresql://user:password@host/db`` order store given as an option
+    (the environment or PGPASSWORD keep it out of the task): hidden like a no_log value."""
+    try:
+        from urllib.parse import unquote, urlsplit
+    except ImportError:  # pragma: no cover - Python 2 is not supported
+        return set()
+    out = set()
+    for value in ((params or {}).get('order_store'),
+                  ((params or {}).get('issuer_options') or {}).get('order_store')):
+        if isinstance(value, str) and value.lower().startswith(('postgresql://', 'postgres://')):
+            try:
+                password = urlsplit(value).password
+            except ValueError:
+                password = None
+            if password:
+                out.update((password, unquote(password)))
+    return out

@@ -1,6 +1,6 @@
 """A PostgreSQL order store URL given as an option never shows its password."""
 
-from ansible_collections.certforge.pki.plugins.plugin_utils.inprocess import store_secrets
+from ansible_collections.certforge.pki.plugins.module_utils.core.orders import store_secrets
 
 
 def test_password_of_a_postgres_url_is_hidden():
