@@ -53,7 +53,6 @@ class Lab:
         self._acme = None
         self._local_ca = None
         self._closers = []
-        self._serial = 0
 
     # -- resources ---------------------------------------------------------------------------
     @property
@@ -112,7 +111,6 @@ class Lab:
                                   forks=forks, label=label)
 
     def workdir(self, scenario, store, trial):
-        self._serial += 1
         path = self.root / scenario / store / ('t%d' % trial)
         path.mkdir(parents=True, exist_ok=True)
         return path
@@ -130,7 +128,7 @@ class Lab:
             shutil.rmtree(env['CERTFORGE_ORDER_STORE'], ignore_errors=True)
 
     def names(self, scenario, store, trial, count, domain='example.com'):
-        tag = '%s-%s-%d-%d' % (''.join(w[0] for w in scenario.split('-')), store, trial, self.chaos.seed % 100000)
+        tag = '%s-%s-%d-%d' % (scenario, store, trial, self.chaos.seed % 100000)
         return ['c%d-%s.%s' % (i, tag, domain) for i in range(count)]
 
     @staticmethod
@@ -310,7 +308,7 @@ class LocalCAMoments:
     def extra(moment, rng, chaos):
         del chaos
         if moment == 'early':
-            return rng.uniform(0.0, 0.4)
+            return rng.uniform(0.0, 0.15)
         return rng.uniform(0.0, 0.05)
 
     def settle(self, timeout=15):
