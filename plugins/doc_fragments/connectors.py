@@ -79,6 +79,10 @@ options:
         (list of path); C(api_timeout) (float, default V(15.0)); C(config) (path, default
         V(/etc/caddy/Caddyfile)); C(mode) (str, one of V(api), V(file), default V(api));
         C(reload_command) (raw); C(validate_command) (raw).
+      - For V(postfix) - C(allowed_directories) (list of path); C(config_directory) (path);
+        C(reload) (bool, default V(true)); C(reload_command) (raw); C(validate_command) (raw).
+      - For V(dovecot) - C(allowed_directories) (list of path); C(config) (path); C(reload) (bool,
+        default V(true)); C(reload_command) (raw); C(validate_command) (raw).
       - A target another package provides documents its own options.
     type: dict
     default: {}

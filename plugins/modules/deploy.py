@@ -76,6 +76,10 @@ options:
         and key inline into the running configuration through the admin API (C(POST /load), no restart, no
         file watch; Caddy's refusal is shown), in mode V(file) it runs C(caddy validate) and
         C(caddy reload --force) (Caddy does not watch certificate files).
+      - V(postfix) and V(dovecot) write the certificate files like V(files), need O(key_path), run
+        C(postfix check) / C(doveconf -n), check that key and certificate belong together (neither config
+        test does), reload once (C(postfix reload) / C(doveadm reload)) and check the live endpoint over
+        SMTP STARTTLS (postfix) or implicit TLS (dovecot).
       - V(pkcs12) writes one PKCS#12 bundle (key, leaf, chain, friendly name; C(0600)) protected by a secret
         password; an existing bundle that opens with the password and holds the same contents is kept.
       - V(java_keystore) replaces one alias of a JKS or PKCS#12 keystore through C(keytool) (other aliases
@@ -166,6 +170,29 @@ EXAMPLES = r'''
     verify:
       port: 443
       server_name: www.example.com
+
+- name: Postfix (STARTTLS on port 25) with a private instance directory
+  certforge.pki.deploy:
+    target: postfix
+    target_options:
+      config_directory: /etc/postfix
+    certificate: "{{ issued.certificate }}"
+    chain: "{{ issued.chain }}"
+    fullchain_path: /etc/postfix/tls/mail.example.com.crt
+    key_path: /etc/postfix/tls/mail.example.com.key
+    verify:
+      port: 25
+      server_name: mail.example.com
+
+- name: Dovecot (IMAPS)
+  certforge.pki.deploy:
+    target: dovecot
+    certificate: "{{ issued.certificate }}"
+    chain: "{{ issued.chain }}"
+    fullchain_path: /etc/dovecot/tls/mail.example.com.crt
+    key_path: /etc/dovecot/tls/mail.example.com.key
+    verify:
+      port: 993
 
 - name: A PKCS#12 bundle for an application that wants one file
   certforge.pki.deploy:
@@ -319,17 +346,20 @@ diff:
 '''
 
 from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import ModuleRunner, run_deploy_module
-from ansible_collections.certforge.pki.plugins.module_utils.targets import caddy as caddy_target
-from ansible_collections.certforge.pki.plugins.module_utils.targets import files as files_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import apache as apache_target
+from ansible_collections.certforge.pki.plugins.module_utils.targets import caddy as caddy_target
+from ansible_collections.certforge.pki.plugins.module_utils.targets import dovecot as dovecot_target
+from ansible_collections.certforge.pki.plugins.module_utils.targets import files as files_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import haproxy as haproxy_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import java_keystore as java_keystore_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import nginx as nginx_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import pkcs12 as pkcs12_target
+from ansible_collections.certforge.pki.plugins.module_utils.targets import postfix as postfix_target
 
 #: The built-in targets, imported by name so AnsiballZ ships them.
 PLUGINS = (files_target.plugin, nginx_target.plugin, haproxy_target.plugin, apache_target.plugin,
-           pkcs12_target.plugin, java_keystore_target.plugin, caddy_target.plugin)
+           pkcs12_target.plugin, java_keystore_target.plugin, caddy_target.plugin, postfix_target.plugin,
+           dovecot_target.plugin)
 
 
 def _work(module, no_log_values):

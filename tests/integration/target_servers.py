@@ -311,3 +311,146 @@ class Caddy(Server):
 
     def command(self, *args):
         return [which('caddy')] + list(args)
+
+
+def shared_root(prefix):
+    """A world-traversable (0755) directory under /tmp: postfix and dovecot processes that drop
+    to their own users must reach their queue, state and certificate paths."""
+    import tempfile
+    root = tempfile.mkdtemp(prefix=prefix, dir='/tmp')
+    os.chmod(root, 0o755)
+    return root
+
+
+# ---------------------------------------------------------------------------------------------
+# postfix (private instance: own config, queue and data directories; never delivers)
+# ---------------------------------------------------------------------------------------------
+
+POSTFIX_MAIN = """\
+compatibility_level = 3.6
+queue_directory = {root}/spool
+data_directory = {root}/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mail.test
+mydomain = mail.test
+myorigin = $myhostname
+mydestination =
+alias_maps =
+alias_database =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relayhost =
+local_transport = error:local delivery disabled
+default_transport = error:outbound delivery disabled
+relay_transport = error:outbound delivery disabled
+maillog_file = {root}/maillog
+maillog_file_prefixes = /var, /dev/stdout, {root}
+smtpd_banner = $myhostname ESMTP certforge-test
+smtpd_tls_chain_files = {key}, {cert}
+smtpd_tls_security_level = may
+"""
+
+POSTFIX_MASTER = """\
+127.0.0.1:{port}   inet  n       -       n       -       -       smtpd
+pickup            unix  n       -       n       60      1       pickup
+cleanup           unix  n       -       n       -       0       cleanup
+qmgr              unix  n       -       n       300     1       qmgr
+tlsmgr            unix  -       -       n       1000?   1       tlsmgr
+rewrite           unix  -       -       n       -       -       trivial-rewrite
+bounce            unix  -       -       n       -       0       bounce
+defer             unix  -       -       n       -       0       bounce
+trace             unix  -       -       n       -       0       bounce
+verify            unix  -       -       n       -       1       verify
+flush             unix  n       -       n       1000?   0       flush
+proxymap          unix  -       -       n       -       -       proxymap
+smtp              unix  -       -       n       -       -       smtp
+showq             unix  n       -       n       -       -       showq
+error             unix  -       -       n       -       -       error
+retry             unix  -       -       n       -       -       error
+discard           unix  -       -       n       -       -       discard
+anvil             unix  -       -       n       -       1       anvil
+scache            unix  -       -       n       -       1       scache
+postlog           unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+class Postfix(Server):
+    name = 'postfix'
+
+    def __init__(self, root, cert_path, key_path):
+        super().__init__(root)
+        import pwd
+        for sub in ('etc', 'spool', 'data'):
+            os.makedirs(os.path.join(self.root, sub), exist_ok=True)
+        entry = pwd.getpwnam('postfix')
+        os.chown(os.path.join(self.root, 'data'), entry.pw_uid, entry.pw_gid)
+        self.etc = os.path.join(self.root, 'etc')
+        self.port = free_port()
+        write(os.path.join(self.etc, 'main.cf'), POSTFIX_MAIN.format(root=self.root, key=key_path, cert=cert_path))
+        write(os.path.join(self.etc, 'master.cf'), POSTFIX_MASTER.format(port=self.port))
+
+    def command(self, *args):
+        """postfix -c ETC ARGS run under script(1), so its errors reach stderr."""
+        return [which('script'), '-qec', ' '.join([which('postfix'), '-c', self.etc] + list(args)), '/dev/null']
+
+    def argv(self):
+        return [which('postfix'), '-c', self.etc, 'start-fg']
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        if self.alive():
+            subprocess.run(self.command('stop'), capture_output=True, timeout=30, check=False)
+        super().stop(sig, timeout)
+
+
+# ---------------------------------------------------------------------------------------------
+# dovecot (own config file, IMAPS only)
+# ---------------------------------------------------------------------------------------------
+
+DOVECOT_CONF = """\
+instance_name = certforge-test-{port}
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = required
+ssl_cert = <{cert}
+ssl_key = <{key}
+service imap-login {{
+  inet_listener imap {{
+    port = 0
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {port}
+    ssl = yes
+  }}
+}}
+auth_mechanisms = plain
+passdb {{
+  driver = static
+  args = password=test
+}}
+userdb {{
+  driver = static
+  args = uid=dovecot gid=dovecot home={root}/home/%u
+}}
+mail_location = maildir:~/Maildir
+"""
+
+
+class Dovecot(Server):
+    name = 'dovecot'
+
+    def __init__(self, root, cert_path, key_path):
+        super().__init__(root)
+        for sub in ('run', 'state', 'home'):
+            os.makedirs(os.path.join(self.root, sub), exist_ok=True)
+        self.port = free_port()
+        self.config = os.path.join(self.root, 'dovecot.conf')
+        write(self.config, DOVECOT_CONF.format(root=self.root, port=self.port, cert=cert_path, key=key_path))
+
+    def argv(self):
+        return [which('dovecot'), '-F', '-c', self.config]

@@ -41,10 +41,12 @@ def describe(spec):
 def builtin_classes():
     from ansible_collections.certforge.pki.plugins.module_utils.issuers import local_ca, sectigo
     from ansible_collections.certforge.pki.plugins.module_utils.issuers.acme import connector as acme
-    from ansible_collections.certforge.pki.plugins.module_utils.targets import apache, caddy, files, haproxy, java_keystore, nginx, pkcs12
+    from ansible_collections.certforge.pki.plugins.module_utils.targets import (
+        apache, caddy, dovecot, files, haproxy, java_keystore, nginx, pkcs12, postfix)
     return ([local_ca.LocalCAIssuer, acme.AcmeIssuer, sectigo.SectigoIssuer],
             [files.FilesTarget, nginx.NginxTarget, haproxy.HaproxyTarget, apache.ApacheTarget,
-             pkcs12.Pkcs12Target, java_keystore.JavaKeystoreTarget, caddy.CaddyTarget])
+             pkcs12.Pkcs12Target, java_keystore.JavaKeystoreTarget, caddy.CaddyTarget,
+             postfix.PostfixTarget, dovecot.DovecotTarget])
 
 
 def lines():

@@ -236,3 +236,92 @@ def run_checked(target, argv, option, what, fix):
         raise DeployError('%s `%s` failed (rc=%s): %s' % (what, ' '.join(argv), rc, output or '(no output)'),
                           option=option, fix=fix, details={'command': list(argv), 'rc': rc})
     return output
+
+
+# ---------------------------------------------------------------------------------------------
+# a files target with a config test, a key match before the reload, a reload and a live check
+# ---------------------------------------------------------------------------------------------
+
+def command_server_class(files_target_class, verify_options):
+    """Build the base class of command-driven servers (postfix, dovecot) on the files target,
+    which this module cannot import at load time without a cycle in some loaders."""
+
+    class CommandServerTarget(files_target_class):
+        """Files + ``validate_command`` + key/certificate match + ``reload_command`` + live check.
+
+        Subclasses set ``name``, ``server`` (for messages), ``starttls`` and
+        ``default_commands(options) -> (validate argv, reload argv)``."""
+
+        server = 'the server'
+        starttls = None
+        certificate_options = verify_options
+
+        @classmethod
+        def option_spec(cls):
+            return {
+                'validate_command': {'type': 'raw'},
+                'reload_command': {'type': 'raw'},
+                'reload': {'type': 'bool', 'default': True},
+                'allowed_directories': dict(ALLOWED_DIRECTORIES),
+            }
+
+        def default_commands(self):
+            raise NotImplementedError
+
+        def __init__(self, options=None, runner=None):
+            super(CommandServerTarget, self).__init__(options, runner)
+            validate, reload_argv = self.default_commands()
+            self.validate_command = command_argv(self, 'validate_command', validate)
+            self.reload_command = command_argv(self, 'reload_command', reload_argv)
+            enabled = self.options.get('reload')
+            self.reload_enabled = True if enabled is None else bool(enabled)
+
+        def files(self, request):
+            prefix = (request.options or {}).get('option_prefix', '')
+            if not request.key_path:
+                raise ConfigError('the %s target needs key_path' % self.name, option=prefix + 'key_path',
+                                  fix='set key_path to the key file %s loads: its config test does not check that '
+                                      'key and certificate belong together, so the pair is checked before any reload'
+                                      % self.server)
+            specs = super(CommandServerTarget, self).files(request)
+            check_allowed(self, [(s.path, prefix + s.option) for s in specs])
+            verify_settings((request.options or {}).get('verify'), prefix + 'verify')
+            return specs
+
+        def validate(self, applied):
+            run_checked(self, self.validate_command, 'validate_command', 'config test',
+                        'fix the %s configuration (the output says where), then run again' % self.server)
+            for item in applied:
+                check_written_pair(item)
+            return None
+
+        def reload(self, applied):
+            if not self.reload_enabled:
+                return False
+            run_checked(self, self.reload_command, 'reload_command', 'reload',
+                        'check that %s runs and that reload_command reaches it' % self.server)
+            return True
+
+        def verify(self, applied):
+            if not self.reload_enabled:
+                return None
+            return live_verify(self, applied, starttls=self.starttls)
+
+    return CommandServerTarget
+
+
+def check_written_pair(item):
+    """The certificate as written must belong to the request's key (DeployError otherwise)."""
+    from ansible_collections.certforge.pki.plugins.module_utils.core.deployment import check_key_matches
+    request = item.plan.request
+    prefix = (request.options or {}).get('option_prefix', '')
+    leaf = [s for s in item.plan.files if s.label in ('certificate', 'fullchain')]
+    if not leaf or not request.key_path:
+        return
+    with open(leaf[0].path, 'rb') as handle:
+        data = handle.read()
+    cert = cx509.load_certificate(data, option=prefix + (leaf[0].option or 'certificate_path'))
+    try:
+        check_key_matches(cert, request.key_path, prefix + 'key_path')
+    except ConfigError as exc:
+        raise DeployError('%s; not reloading' % exc.msg, option=exc.option, fix=exc.fix)

@@ -81,10 +81,13 @@ def _server_target(workdir, name):
     if name == 'caddy':
         return {'options': {'mode': 'file', 'validate_command': ['true'], 'reload_command': ['true']},
                 'request_options': {'fullchain_path': os.path.join(site, 'fullchain.pem')}}
+    if name in ('postfix', 'dovecot'):
+        return {'options': {'validate_command': ['true'], 'reload_command': ['true']},
+                'request_options': {'fullchain_path': os.path.join(site, 'fullchain.pem')}}
     return None
 
 
-SERVER_TARGETS = ('haproxy', 'apache', 'pkcs12', 'java_keystore', 'caddy')
+SERVER_TARGETS = ('haproxy', 'apache', 'pkcs12', 'java_keystore', 'caddy', 'postfix', 'dovecot')
 
 
 def kit_setup(kind, name, workdir):
@@ -111,7 +114,8 @@ def certforge_issuers():
 @hookimpl
 def certforge_targets():
     from ansible_collections.certforge.pki.plugins.module_utils.targets import (
-        apache, caddy, files, haproxy, java_keystore, nginx, pkcs12)
+        apache, caddy, dovecot, files, haproxy, java_keystore, nginx, pkcs12, postfix)
     return {'files': files.FilesTarget, 'nginx': nginx.NginxTarget, 'haproxy': haproxy.HaproxyTarget,
             'apache': apache.ApacheTarget, 'pkcs12': pkcs12.Pkcs12Target,
-            'java_keystore': java_keystore.JavaKeystoreTarget, 'caddy': caddy.CaddyTarget}
+            'java_keystore': java_keystore.JavaKeystoreTarget, 'caddy': caddy.CaddyTarget,
+            'postfix': postfix.PostfixTarget, 'dovecot': dovecot.DovecotTarget}

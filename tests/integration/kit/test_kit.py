@@ -16,7 +16,7 @@ CONNECTORS = [('issuer', 'local_ca'), ('target', 'files'), ('target', 'nginx'),
               ('issuer', 'toy_async_ca'), ('target', 'toy_haproxy_like')]
 #: the server targets (tests/integration/kit/kit_setups.py SERVER_TARGETS)
 CONNECTORS += [('target', 'haproxy'), ('target', 'apache'), ('target', 'pkcs12'), ('target', 'java_keystore'),
-               ('target', 'caddy')]
+               ('target', 'caddy'), ('target', 'postfix'), ('target', 'dovecot')]
 
 
 def install(source, site):
