@@ -83,7 +83,7 @@ options:
       - V(pkcs12) writes one PKCS#12 bundle (key, leaf, chain, friendly name; C(0600)) protected by a secret
         password; an existing bundle that opens with the password and holds the same contents is kept.
       - V(java_keystore) replaces one alias of a JKS or PKCS#12 keystore through C(keytool) (other aliases
-        kept): the keystore is rebuilt in a private directory and renamed over the old one; passwords
+        kept). The keystore is rebuilt in a private directory and renamed over the old one; passwords
         reach keytool only through C(0600) files, never its command line; verified with C(keytool -list -v).
       - Any other name is looked up among the target connectors installed on the managed host (Python
         entry point group C(certforge.pki)); the error lists the names there are.
