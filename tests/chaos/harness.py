@@ -26,6 +26,7 @@ import os
 import random
 import signal
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -162,49 +163,49 @@ class Chaos:
 # processes
 # ---------------------------------------------------------------------------------------------
 
-def _proc_table():
-    """{pid: (ppid, state, pgrp)} of every process, read from /proc."""
-    table = {}
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % entry, 'r') as handle:
-                data = handle.read()
-        except OSError:
-            continue
-        rest = data[data.rindex(')') + 2:].split()
-        table[int(entry)] = (int(rest[1]), rest[0], int(rest[2]))
-    return table
-
-
-def descendants(root):
-    """Live (non-zombie) descendants of ``root``, found by walking /proc."""
-    table = _proc_table()
-    children = {}
-    for pid, (ppid, dummy, dummy2) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    out, stack = [], [root]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if table[child][1] != 'Z':
-                out.append(child)
-                stack.append(child)
-    return out
-
-
-def alive(pid):
+def _stat(pid):
+    """(state, ppid, pgrp, start time) of ``pid`` from /proc, or None."""
     try:
         with open('/proc/%d/stat' % pid, 'r') as handle:
             data = handle.read()
     except OSError:
-        return False
-    return data[data.rindex(')') + 2:].split()[0] not in ('Z', 'X')
+        return None
+    rest = data[data.rindex(')') + 2:].split()       # the name may hold spaces and parentheses
+    return rest[0], int(rest[1]), int(rest[2]), rest[19]
 
 
-def _signal(pid, signum):
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signum)
+def descendants(root):
+    """Live (non-zombie) descendants of the PID ``root``, found by walking /proc, as
+    ``(pid, start time)`` pairs: signals check the pair, so a reused PID is never hit."""
+    table = {}
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            found = _stat(int(entry))
+            if found is not None:
+                table[int(entry)] = found
+    children = {}
+    for pid, (dummy, ppid, dummy2, dummy3) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    out, stack = [], [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if table[child][0] != 'Z':
+                out.append((child, table[child][3]))
+                stack.append(child)
+    return out
+
+
+def alive(proc):
+    """True while the process ``(pid, start time)`` runs (not a zombie)."""
+    found = _stat(proc[0])
+    return found is not None and found[3] == proc[1] and found[0] not in ('Z', 'X')
+
+
+def _signal(proc, signum):
+    """Signal ``(pid, start time)`` only while that very process is alive (stopped counts)."""
+    if alive(proc):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(proc[0], signum)
 
 
 class Controller:
@@ -232,7 +233,6 @@ class Controller:
         self.started = None
 
     def start(self):
-        import subprocess  # pylint: disable=import-outside-toplevel
         log = open(self.log_path, 'wb')   # pylint: disable=consider-using-with
         try:
             self.popen = subprocess.Popen(self.command, cwd=str(self.work), env=self.env,   # pylint: disable=consider-using-with
@@ -257,7 +257,7 @@ class Controller:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
         self.popen.wait(10)
-        self.survivors = [pid for pid in before if alive(pid)]
+        self.survivors = [proc for proc in before if alive(proc)]
         self.killed = 'group'
         return self.survivors
 
@@ -266,19 +266,20 @@ class Controller:
         then SIGKILL them all: nothing of this controller survives."""
         frozen = []
         seen = set()
+        me = _stat(self.pid)
         for dummy in range(50):
-            found = [self.pid] + descendants(self.pid)
-            new = [pid for pid in found if pid not in seen]
+            found = ([(self.pid, me[3])] if me else []) + descendants(self.pid)
+            new = [proc for proc in found if proc not in seen]
             if not new:
                 break
-            for pid in new:
-                _signal(pid, signal.SIGSTOP)
+            for proc in new:
+                _signal(proc, signal.SIGSTOP)
             seen.update(new)
             frozen.extend(new)
-        for pid in frozen:
-            _signal(pid, signal.SIGKILL)
+        for proc in frozen:
+            _signal(proc, signal.SIGKILL)
         self.popen.wait(10)
-        poll(lambda: not any(alive(pid) for pid in frozen), 10)
+        poll(lambda: not any(alive(proc) for proc in frozen), 10)
         self.killed = 'tree'
         return frozen
 
@@ -287,7 +288,6 @@ class Controller:
 
     def wait(self, timeout):
         """Wait for the run to end (killing its tree past ``timeout``); returns the results."""
-        import subprocess  # pylint: disable=import-outside-toplevel
         try:
             self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -304,11 +304,10 @@ class Controller:
 
     def stop_survivors(self, timeout):
         """Give surviving workers ``timeout`` seconds to finish, then SIGKILL them by PID."""
-        poll(lambda: not any(alive(pid) for pid in self.survivors), timeout, interval=0.05)
-        for pid in self.survivors:
-            if alive(pid):
-                _signal(pid, signal.SIGKILL)
-        leftover = [pid for pid in self.survivors if alive(pid)]
+        poll(lambda: not any(alive(proc) for proc in self.survivors), timeout, interval=0.05)
+        for proc in self.survivors:
+            _signal(proc, signal.SIGKILL)
+        leftover = [proc for proc in self.survivors if alive(proc)]
         self.survivors = []
         return leftover
 
