@@ -140,8 +140,8 @@ class CaddyTarget(FilesTarget):
                               % (method, path, exc.code, common.trimmed(text)), option='admin_url',
                               fix='fix what Caddy names; the previous configuration keeps serving')
         except (urllib.error.URLError, OSError) as exc:
-            raise DeployError('cannot reach the Caddy admin API at %s (%s)' % (self.admin_url,
-                                                                              getattr(exc, 'reason', exc)),
+            reason = getattr(exc, 'reason', exc)
+            raise DeployError('cannot reach the Caddy admin API at %s (%s)' % (self.admin_url, reason),
                               option='admin_url', fix='check that caddy runs and admin_url is its admin endpoint')
         if not raw.strip():
             return None
