@@ -60,8 +60,14 @@ class InProcessAction(ActionBase):
         validator = ArgumentSpecValidator(**self.SPEC.kwargs())
         validated = validator.validate(self._task.args)
         no_log_values = set(validated._no_log_values)
-        no_log_values.update(self.extra_no_log(validated.validated_parameters))
-        no_log_values.update(store_secrets(validated.validated_parameters))
+        try:
+            no_log_values.update(self.extra_no_log(validated.validated_parameters))
+            no_log_values.update(store_secrets(validated.validated_parameters))
+        except (AttributeError, TypeError, ValueError):
+            # options of the wrong type (a string where a dict belongs): the validator's
+            # message below names them; their values are not searched for secrets
+            if not validated.error_messages:
+                raise
         if validated.error_messages:
             result.update(failed=True, msg='; '.join(validated.error_messages))
             return remove_values(result, no_log_values)
