@@ -496,29 +496,70 @@ class SectigoCounter:
 
 
 class LocalCACounter:
-    """Certificates signed by a local CA, from its index.json."""
+    """Certificates signed by a local CA, read from its directory: the legacy ``index.json``,
+    one record per serial under ``records/`` and the certificates kept under ``certs/`` (the
+    union, so a signature shows in whichever place the CA put it first)."""
 
     def __init__(self, ca_path):
         self.ca_path = Path(ca_path)
+        self._names = {}          # serial -> names, parsed once per serial
 
-    def _index(self):
+    def _legacy(self):
         try:
-            return json.loads((self.ca_path / 'index.json').read_text())
+            data = json.loads((self.ca_path / 'index.json').read_text())
         except (OSError, ValueError):
             return {}
+        return data if isinstance(data, dict) else {}
+
+    def _listing(self, sub, suffix):
+        try:
+            return [n[:-len(suffix)] for n in os.listdir(str(self.ca_path / sub)) if n.endswith(suffix)]
+        except OSError:
+            return []
+
+    def serials(self):
+        found = set(norm_serial(s) for s in self._legacy())
+        found.update(norm_serial(s) for s in self._listing('records', '.json'))
+        found.update(norm_serial(s) for s in self._listing('certs', '.pem'))
+        return found
 
     def count(self):
-        return len(self._index())
+        return len(self.serials())
+
+    @staticmethod
+    def _record_names(record):
+        names = set(str(s).split(':', 1)[-1] for s in record.get('subject_alt_names') or [])
+        subject = record.get('subject') or ''
+        if subject.startswith('CN='):
+            names.add(subject[3:].split(',')[0])
+        return names
+
+    def _names_of(self, serial):
+        if serial in self._names:
+            return self._names[serial]
+        names = set()
+        legacy = dict((norm_serial(k), v) for k, v in self._legacy().items())
+        if serial in legacy:
+            names |= self._record_names(legacy[serial])
+        for stem in self._listing('records', '.json'):
+            if norm_serial(stem) == serial:
+                with contextlib.suppress(OSError, ValueError):
+                    names |= self._record_names(json.loads((self.ca_path / 'records' / (stem + '.json')).read_text()))
+        for stem in self._listing('certs', '.pem'):
+            if norm_serial(stem) == serial:
+                facts = cert_names(self.ca_path / 'certs' / (stem + '.pem'))
+                if facts and facts[0]:
+                    names.add(facts[0])
+        if names:
+            self._names[serial] = names
+        return names
 
     def orders(self, name):
-        return sum(1 for r in self._index().values()
-                   if 'CN=%s' % name in (r.get('subject') or '') or
-                   any(str(s).endswith(':' + name) or s == name for s in r.get('subject_alt_names') or []))
+        return sum(1 for serial in self.serials() if name in self._names_of(serial))
 
     def issued(self, name, cert_path):
         facts = cert_names(cert_path)
-        return bool(facts and facts[0] == name and norm_serial(facts[1]) in
-                    set(norm_serial(s) for s in self._index()))
+        return bool(facts and facts[0] == name and norm_serial(facts[1]) in self.serials())
 
 
 def _b64url_decode(text):
