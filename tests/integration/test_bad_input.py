@@ -258,6 +258,10 @@ BATCH = {LCA: 'local_ca', LCC: 'local_ca', CRL: 'local_ca', CERT: 'certificate',
          SECT_INFO: 'sectigo'}
 
 
+def _short(module):
+    return module.rsplit('.', maxsplit=1)[-1]
+
+
 def bad(module, option, value, title=None, expect=None, drop=(), **extra):
     args = dict(BASE[module])
     for name in drop:
@@ -270,7 +274,7 @@ def bad(module, option, value, title=None, expect=None, drop=(), **extra):
         pass
     else:
         args[option] = value
-    case(BATCH[module], title or '%s %s=%r' % (module.split('.')[-1], option, value)[:120],
+    case(BATCH[module], title or '%s %s=%r' % (_short(module), option, value)[:120],
          module, args, expect or option)
 
 
@@ -303,10 +307,10 @@ for _module, _options in PATH_OPTIONS.items():
             _extra = {'type': 'intermediate'}
         if _module == ACME_ACCT and _option == 'new_account_key_path':
             _extra = {'state': 'changed_key'}
-        bad(_module, _option, '@D@/' + NUL, title='%s %s with a NUL byte' % (_module.split('.')[-1], _option),
+        bad(_module, _option, '@D@/' + NUL, title='%s %s with a NUL byte' % (_short(_module), _option),
             **_extra)
         bad(_module, _option, '@D@/' + 'n' * 300, title='%s %s with a 300-byte file name'
-            % (_module.split('.')[-1], _option), **_extra)
+            % (_short(_module), _option), **_extra)
 
 # -- files that must exist and be files; directories that must be directories ----------------
 READ_FILES = {
@@ -320,7 +324,7 @@ for _module, _options in READ_FILES.items():
         _extra = dict(EXTRA[LCA]) if _module == LCA else {}
         for _what, _value in (('missing', '@D@/missing.pem'), ('a directory', '@D@/adir'),
                               ('a dangling link', '@D@/dangling')):
-            bad(_module, _option, _value, title='%s %s is %s' % (_module.split('.')[-1], _option, _what), **_extra)
+            bad(_module, _option, _value, title='%s %s is %s' % (_short(_module), _option, _what), **_extra)
 
 WRITE_FILES = {
     LCC: ['path', 'chain_path', 'fullchain_path'], CRL: ['path', 'der_path'], CERT: ['certificate_path'],
@@ -333,14 +337,14 @@ for _module, _options in WRITE_FILES.items():
     for _option in _options:
         for _what, _value in (('a directory', '@D@/adir'), ('in a missing directory', '@D@/nodir/x.pem'),
                               ('a dangling link', '@D@/dangling')):
-            bad(_module, _option, _value, title='%s %s is %s' % (_module.split('.')[-1], _option, _what))
+            bad(_module, _option, _value, title='%s %s is %s' % (_short(_module), _option, _what))
 
 DIRS = {LCC: ['ca_path'], CRL: ['ca_path'], CERT: ['issuer_options.ca_path']}
 for _module, _options in DIRS.items():
     for _option in _options:
         for _what, _value in (('a file', '@D@/text.txt'), ('a dangling link', '@D@/dangling'),
                               ('missing', '@D@/no-ca'), ('empty', ''), ('a directory without a CA', '@D@/adir')):
-            bad(_module, _option, _value, title='%s %s is %s' % (_module.split('.')[-1], _option, _what))
+            bad(_module, _option, _value, title='%s %s is %s' % (_short(_module), _option, _what))
 for _what, _value in (('a file', '@D@/text.txt'), ('a dangling link', '@D@/dangling'), ('empty', ''),
                       ('a directory holding other files', '@D@')):
     bad(LCA, 'path', _value, title='local_ca path is %s' % _what)
@@ -396,11 +400,11 @@ for _what, _value in (('a directory', '@D@/adir'), ('a dangling link', '@D@/dang
     bad(INFO, 'path', _value, title='certificate_info path is %s' % _what)
 for _module in (LCC, CERT, ACME_CERT, SECT_CERT):
     for _value in ('../../etc/x', 'a/b', '..', '.', '-rf', 'a' * 300, 'x\ny'):
-        bad(_module, 'name', _value, title='%s name %r' % (_module.split('.')[-1], _value[:20]))
+        bad(_module, 'name', _value, title='%s name %r' % (_short(_module), _value[:20]))
 for _value in ('../x', 'a/b', '..'):
     bad(DEPF, 'name', _value, title='deploy_files name %r' % _value)
 for _module in (LCA, REQ):
-    bad(_module, 'common_name', 'c' * 65, title='%s common_name of 65 characters' % _module.split('.')[-1])
+    bad(_module, 'common_name', 'c' * 65, title='%s common_name of 65 characters' % _short(_module))
 bad(LCA, 'common_name', '', title='local_ca common_name empty')
 bad(LCA, 'subject', {'XX': 'nope'}, title='local_ca subject with an unknown attribute')
 bad(LCA, 'subject', {'C': 'Germany'}, title='local_ca subject C longer than two letters')
@@ -423,16 +427,16 @@ for _value in (644, '4777', '0646'):
 # -- content that is not what it should be ---------------------------------------------------
 for _module, _option in ((LCC, 'csr_path'), (CERT, 'csr_path'), (ACME_CERT, 'csr_path'), (SECT_CERT, 'csr_path')):
     for _file in ('garbage.bin', 'garbage.pem', 'empty.txt', 'good.key', 'leaf.crt', 'text.txt'):
-        bad(_module, _option, '@D@/' + _file, title='%s %s holds %s' % (_module.split('.')[-1], _option, _file),
+        bad(_module, _option, '@D@/' + _file, title='%s %s holds %s' % (_short(_module), _option, _file),
             expect=('csr_path', 'csr'))
 for _file in ('garbage.bin', 'garbage.pem', 'empty.txt', 'good.key', 'good.csr'):
     bad(INFO, 'path', '@D@/' + _file, title='certificate_info path holds %s' % _file)
     bad(LCA, 'certificate_path', '@D@/' + _file, title='local_ca import certificate_path holds %s' % _file,
-        **dict(EXTRA[LCA], certificate_path='@D@/' + _file))
+        **EXTRA[LCA])
     bad(LCA, 'chain_path', '@D@/' + _file, title='local_ca import chain_path holds %s' % _file, **EXTRA[LCA])
 for _file in ('garbage.bin', 'leaf.crt', 'good.csr', 'empty.txt'):
     bad(LCA, 'privatekey_path', '@D@/' + _file, title='local_ca import privatekey_path holds %s' % _file,
-        **dict(EXTRA[LCA], privatekey_path='@D@/' + _file))
+        **EXTRA[LCA])
 bad(LCA, 'chain_path', '@D@/leaf.crt', title='local_ca import chain_path holds a leaf, not a CA', **EXTRA[LCA])
 for _file in ('garbage.bin', 'leaf.crt', 'empty.txt'):
     bad(INFO, 'privatekey_path', '@D@/' + _file, title='certificate_info privatekey_path holds %s' % _file)
@@ -463,7 +467,7 @@ for _module, _args, _option in (
         (CERT, {'csr_path': '@D@/rsa1024.csr'}, 'csr'),
         (CERT, {'csr_path': '@D@/ipdns.csr'}, 'subject_alt_names')):
     case('local_ca' if _module == LCC else 'certificate',
-         '%s signs %s' % (_module.split('.')[-1], ', '.join('%s=%s' % kv for kv in sorted(_args.items()))),
+         '%s signs %s' % (_short(_module), ', '.join('%s=%s' % kv for kv in sorted(_args.items()))),
          _module, dict(BASE[_module], **_args), _option)
 for _value in ('DNS:127.0.0.1', 'DNS:bad name', 'IP:999.1.1.1', 'DNS:', 'email:not-an-email', 'XYZ:foo',
                'DNS:' + 'a' * 300):
@@ -493,16 +497,16 @@ bad(REQ, 'requests', [{'privatekey_path': '@D@/out/a.key', 'csr_path': '@D@/out/
 for _module in (ACME_CERT, ACME_ACCT, ACME_REV):
     for _value in ('not a url', 'ftp://x', ''):
         bad(_module, 'acme_directory', _value)
-    bad(_module, 'acme_ca_bundle', '@D@/missing.pem', title='%s acme_ca_bundle missing' % _module.split('.')[-1])
-    bad(_module, 'acme_ca_bundle', '@D@/garbage.bin', title='%s acme_ca_bundle is garbage' % _module.split('.')[-1])
+    bad(_module, 'acme_ca_bundle', '@D@/missing.pem', title='%s acme_ca_bundle missing' % _short(_module))
+    bad(_module, 'acme_ca_bundle', '@D@/garbage.bin', title='%s acme_ca_bundle is garbage' % _short(_module))
     bad(_module, 'account_key_path', '@D@/garbage.bin',
-        title='%s account_key_path holds garbage' % _module.split('.')[-1])
+        title='%s account_key_path holds garbage' % _short(_module))
 for _module in (SECT_CERT, SECT_ACCT, SECT_INFO):
     for _value in ('not a url', ''):
         bad(_module, 'base_url', _value)
-    bad(_module, 'ca_bundle', '@D@/missing.pem', title='%s ca_bundle missing' % _module.split('.')[-1])
-    bad(_module, 'ca_bundle', '@D@/garbage.bin', title='%s ca_bundle is garbage' % _module.split('.')[-1])
-    bad(_module, 'client_cert', '@D@/missing.pem', title='%s client_cert missing' % _module.split('.')[-1])
+    bad(_module, 'ca_bundle', '@D@/missing.pem', title='%s ca_bundle missing' % _short(_module))
+    bad(_module, 'ca_bundle', '@D@/garbage.bin', title='%s ca_bundle is garbage' % _short(_module))
+    bad(_module, 'client_cert', '@D@/missing.pem', title='%s client_cert missing' % _short(_module))
 bad(ACME_CERT, 'http01_webroot', '@D@/text.txt', title='acme_certificate http01_webroot is a file')
 bad(ACME_CERT, 'http01_webroot', '@D@/missing-dir', title='acme_certificate http01_webroot is missing')
 bad(ACME_CERT, 'dns_hook_add', [], title='acme_certificate dns_hook_add empty', challenge='dns-01')
@@ -668,8 +672,8 @@ def bad_input_base(tmp_path_factory):
 
 def pytest_generate_tests(metafunc):
     if 'bad_case' in metafunc.fixturenames:
-        metafunc.parametrize('bad_case', CASES, ids=['%s-%s-%s' % (c.batch, c.id, re.sub(r'[^\w.=-]+', '_', c.title))
-                                                    for c in CASES])
+        ids = ['%s-%s-%s' % (c.batch, c.id, re.sub(r'[^\w.=-]+', '_', c.title)) for c in CASES]
+        metafunc.parametrize('bad_case', CASES, ids=ids)
 
 
 def test_bad_input(bad_case, world, ansible_home, bad_input_base, request):

@@ -13,8 +13,8 @@ def _tree(root):
         for name in files:
             path = os.path.join(base, name)
             with open(path, 'rb') as handle:
-                out[os.path.relpath(path, str(root))] = (hashlib.sha256(handle.read()).hexdigest(),
-                                                          oct(os.stat(path).st_mode))
+                digest = hashlib.sha256(handle.read()).hexdigest()
+            out[os.path.relpath(path, str(root))] = (digest, oct(os.stat(path).st_mode))
     return out
 
 

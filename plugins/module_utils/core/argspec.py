@@ -448,6 +448,7 @@ LEAF_CHECKS = {
     'start_command': [command_list],
 }
 
+
 def no_private_key(value, option, params):
     """A certificate destination that holds a private key is refused, never overwritten."""
     path = os.path.expanduser(value)

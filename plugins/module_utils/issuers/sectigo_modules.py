@@ -268,5 +268,6 @@ def _domains(client, details):
         if len(items) < sectigo.MAX_PAGE or (total is not None and position >= total):
             return out
 
+
 # every option checked before the first request to SCM or the order store is touched
 CERT_SPEC.add_checks(CA_MODULE_CHECKS)

@@ -318,6 +318,7 @@ def _der(pem):
     lib = cx509.require_cryptography()
     return cx509.load_certificate(pem, option='certificate_path').public_bytes(lib.serialization.Encoding.DER)
 
+
 # every option checked before the directory is fetched or the order store is touched
 CERTIFICATE_SPEC.add_checks(dict(CA_MODULE_CHECKS, account_key_path=[existing_file]))
 REVOKE_SPEC.add_checks(dict(certificate_path=[existing_file], private_key_path=[existing_file],

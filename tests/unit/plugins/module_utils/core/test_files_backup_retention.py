@@ -54,6 +54,6 @@ def test_retention_counts_distinct_contents(tmp_path):
     # only the three newest distinct contents stay
     assert _contents(tmp_path) == [b'v2', b'v3', b'v4']
     # failed deploys of the current certificate add nothing and remove nothing
-    for _ in range(5):
+    for dummy in range(5):
         _deploy(cert, b'broken', fail=True)
     assert _contents(tmp_path) == [b'v2', b'v3', b'v4']
