@@ -29,13 +29,14 @@ from urllib.parse import parse_qs, urlparse
 
 
 class KitCA:
-    def __init__(self, delay=2.0, host='127.0.0.1'):
+    def __init__(self, delay=2.0, host='127.0.0.1', validity_days=90):
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import ec
         from cryptography.x509.oid import NameOID
         self._x509, self._hashes, self._oid = x509, hashes, NameOID
         self.delay = delay
+        self.validity_days = validity_days      # of the leaves: beyond the usual 30-day renewal window
         self.host = host
         self.orders = {}
         self.revoked = []
@@ -47,7 +48,7 @@ class KitCA:
         self.cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                      .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
                      .not_valid_before(now - datetime.timedelta(minutes=5))
-                     .not_valid_after(now + datetime.timedelta(days=30))
+                     .not_valid_after(now + datetime.timedelta(days=3650))
                      .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
                      .sign(self.key, hashes.SHA256()))
         self.chain_pem = self._pem(self.cert)
@@ -88,7 +89,7 @@ class KitCA:
         builder = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(self.cert.subject)
                    .public_key(csr.public_key()).serial_number(x509.random_serial_number())
                    .not_valid_before(now - datetime.timedelta(minutes=1))
-                   .not_valid_after(now + datetime.timedelta(days=30))
+                   .not_valid_after(now + datetime.timedelta(days=self.validity_days))
                    .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True))
         try:
             san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
