@@ -48,7 +48,7 @@ def deploy_args(server, issued, **target_options):
     return {'target': 'haproxy', 'name': 'site', 'target_options': options,
             'certificate': issued.cert_pem, 'chain': issued.chain_pem, 'key_path': server.key,
             'certificate_options': {'pem_path': server.pem},
-            'verify': {'port': server.port, 'server_name': 'hap.test', 'timeout': 5}}
+            'verify': {'port': server.port, 'server_name': 'hap.test', 'timeout': 15}}
 
 
 def master_reloads(server):
@@ -72,7 +72,7 @@ def test_runtime_api_swaps_without_reload(haproxy, test_ca, run_playbook):
     result = run_playbook(play(deploy_args(haproxy, renewal)))
     assert result.rc == 0, result
     out = result.task('deploy')
-    assert out['changed'] and out['verified'] == {'site': renewal.serial_hex}
+    assert out['changed'] and out['verified'] == {'site': renewal.serial_hex}, out
     assert servers.served_serial(haproxy.port, 'hap.test') == renewal.serial
     assert master_reloads(haproxy) == reloads, 'the runtime API swap reloaded haproxy'
     assert stat.S_IMODE(os.stat(haproxy.pem).st_mode) == 0o600
