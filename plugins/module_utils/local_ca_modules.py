@@ -191,7 +191,7 @@ def _revoke(ctx, connector):
         serial = cx509.serial_hex(cx509.load_certificate(pem, option='path'))
     ca = connector.ca.load(need_key=False)
     serial = local_ca.normalize_serial(serial)
-    record = ca.index().get(serial)
+    record = ca.record(serial)
     if record is None:
         raise ConfigError('serial %s was not issued by the CA in %s' % (serial, ca.path), option='serial',
                           fix='give the serial of a certificate this CA issued')
@@ -260,8 +260,7 @@ def execute_local_ca_crl(ctx):
     ca = local_ca.LocalCA(os.path.expanduser(p['ca_path']), p.get('ca_passphrase'), option='ca_path')
     ca.load(need_key=False)
     if os.path.realpath(os.path.dirname(os.path.abspath(p['path']))) == os.path.realpath(ca.path) and \
-            os.path.basename(p['path']) in (local_ca.CA_CERT, local_ca.CA_KEY, local_ca.CA_CHAIN,
-                                            local_ca.CA_META, local_ca.CA_INDEX):
+            os.path.basename(p['path']) in local_ca.CA_FILES:
         raise ConfigError('%s is a file of the CA itself' % p['path'], option='path',
                           fix='give the CRL its own file name, e.g. crl.pem')
     needs, reasons = local_ca.crl_status(ca, p['path'], p['renew_before_hours'])
@@ -269,7 +268,7 @@ def execute_local_ca_crl(ctx):
         needs, reasons = True, reasons + ['der_missing']
     if p['force']:
         needs, reasons = True, reasons + ['forced']
-    revoked = sorted(s for s, r in ca.index().items() if r.get('status') == 'revoked')
+    revoked = sorted(ca.revoked())
     result = dict(changed=needs, changed_reasons=reasons, revoked_serials=revoked, path=p['path'])
     if not needs or ctx.check_mode:
         return result

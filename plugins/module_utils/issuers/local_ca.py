@@ -9,8 +9,16 @@ Layout of a CA directory::
     ca.key        its private key (PEM, 0600 from the first byte, optionally encrypted)
     chain.pem     the CA's own issuers, nearest first (empty for a root)
     ca.json       metadata: kind, parent, CRL number
-    index.json    every certificate issued, by serial: name, profile, SANs, dates, revocation
+    records/      one JSON record per issued serial: name, token, profile, SANs, dates,
+                  revocation, replaces / superseded_by
+    certs/        one PEM per issued serial
+    tokens/       order token -> serial (the CA signs once per token)
+    revoked.json  the revoked serials (what the CRL lists)
+    index.json    the records of CAs made by earlier versions (read, never rewritten)
     .lock         flock() target: parallel forks sign and revoke one at a time
+
+Every signature, revocation and lookup touches a few small files, so the cost stays the same
+however many certificates the CA has issued.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -40,6 +48,12 @@ CA_KEY = 'ca.key'
 CA_CHAIN = 'chain.pem'
 CA_META = 'ca.json'
 CA_INDEX = 'index.json'
+CA_RECORDS = 'records'         # one JSON record per issued serial
+CA_TOKENS = 'tokens'           # order token -> serial
+CA_REVOKED = 'revoked.json'    # revoked serials -> revocation facts
+#: Names a CA directory may hold besides its certificate and key.
+CA_FILES = ('ca.crt', 'ca.key', 'chain.pem', 'ca.json', 'index.json', 'records', 'certs', 'tokens',
+            'revoked.json', '.lock')
 CA_CERTS = 'certs'             # one PEM per issued serial
 
 #: Issuance profiles: key usage, extended key usage, whether wildcards and which SAN types
@@ -204,18 +218,94 @@ class LocalCA:
                 fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def index(self):
+    def legacy_index(self):
+        """The ``index.json`` of a CA made by an earlier version (read once, never rewritten)."""
+        cached = getattr(self, '_legacy', None)
+        if cached is not None:
+            return cached
         try:
             with open(self.p(CA_INDEX)) as f:
-                return json.load(f)
+                self._legacy = json.load(f)
         except (IOError, OSError):
-            return {}
+            self._legacy = {}
         except ValueError:
             raise ConfigError('%s is not valid JSON' % self.p(CA_INDEX), option=self.option,
                               fix='restore index.json from a backup')
+        return self._legacy
 
-    def save_index(self, index):
-        _write_public(self.p(CA_INDEX), json.dumps(index, indent=1, sort_keys=True).encode('utf-8'), 0o600)
+    def _record_path(self, serial):
+        return os.path.join(self.p(CA_RECORDS), '%s.json' % serial)
+
+    def record(self, serial):
+        """The record of ``serial`` (hex), or None when this CA did not issue it."""
+        serial = normalize_serial(serial)
+        try:
+            with open(self._record_path(serial)) as handle:
+                return json.load(handle)
+        except (IOError, OSError):
+            return self.legacy_index().get(serial)
+        except ValueError:
+            raise ConfigError('the record of serial %s in %s is not valid JSON' % (serial, self.path),
+                              option=self.option, fix='restore %s from a backup' % self._record_path(serial))
+
+    def _save_record(self, record):
+        directory = self.p(CA_RECORDS)
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o700)
+        _write_public(self._record_path(record['serial']),
+                      json.dumps(record, indent=1, sort_keys=True).encode('utf-8'), 0o600)
+
+    def _token_path(self, token):
+        if not re.match(r'^[A-Za-z0-9._-]{1,128}$', str(token)):
+            return None
+        return os.path.join(self.p(CA_TOKENS), str(token))
+
+    def token_serials(self, token):
+        """Serials signed for ``token``, oldest first."""
+        path = self._token_path(token)
+        serials = []
+        if path:
+            try:
+                with open(path) as handle:
+                    serials = [line.strip() for line in handle if line.strip()]
+            except (IOError, OSError):
+                serials = []
+        legacy = sorted((r for r in self.legacy_index().values() if r.get('token') == token),
+                        key=lambda r: r.get('issued_at', ''))
+        return [r['serial'] for r in legacy if r['serial'] not in serials] + serials
+
+    def _add_token(self, token, serial):
+        path = self._token_path(token)
+        if not path:
+            return
+        if not os.path.isdir(self.p(CA_TOKENS)):
+            os.makedirs(self.p(CA_TOKENS), 0o700)
+        serials = self.token_serials(token) + [serial]
+        _write_public(path, ('\n'.join(serials) + '\n').encode('ascii'), 0o600)
+
+    def revoked(self):
+        """``{serial: record}`` of every revoked certificate (what the CRL lists)."""
+        out = dict((s, r) for s, r in self.legacy_index().items() if r.get('status') == 'revoked')
+        try:
+            with open(self.p(CA_REVOKED)) as handle:
+                out.update(json.load(handle))
+        except (IOError, OSError):
+            pass
+        except ValueError:
+            raise ConfigError('%s is not valid JSON' % self.p(CA_REVOKED), option=self.option,
+                              fix='restore revoked.json from a backup')
+        return out
+
+    def index(self):
+        """Every record, by serial (reads them all: for reports and tests, not for signing)."""
+        out = dict(self.legacy_index())
+        directory = self.p(CA_RECORDS)
+        for name in (os.listdir(directory) if os.path.isdir(directory) else []):
+            if name.endswith('.json'):
+                record = self.record(name[:-5])
+                if record:
+                    out[record['serial']] = record
+        return out
 
     # -- signing
     def sign(self, csr_pem, profile='tls_server', validity_days=90, max_ttl_days=397,
@@ -267,11 +357,11 @@ class LocalCA:
                 x509.SubjectAlternativeName(cx509.parse_san(sans, option='csr')),
                 critical=not csr.subject)
         with self.locked():
-            index = self.index()
             if token:
-                for earlier in sorted(index.values(), key=lambda r: r.get('issued_at', '')):
-                    if earlier.get('token') == token and earlier.get('status') == 'valid':
-                        pem = self.certificate_pem(earlier['serial'])
+                for serial in self.token_serials(token):
+                    earlier = self.record(serial)
+                    if earlier and earlier.get('status') == 'valid':
+                        pem = self.certificate_pem(serial)
                         if pem:
                             return cx509.load_certificate(pem, option=self.option), earlier
             cert = builder.sign(self.key, cx509.hash_for_key(self.key))
@@ -281,14 +371,18 @@ class LocalCA:
                           not_before=_iso(cx509.not_before(cert)),
                           not_after=_iso(cx509.not_after(cert)),
                           issued_at=_iso(now), status='valid')
+            self._save_certificate(serial, cx509.to_pem(cert))
+            self._save_record(record)
+            if token:
+                self._add_token(token, serial)
             if replaces:
                 replaces = normalize_serial(replaces)
-                record['replaces'] = replaces
-                if replaces in index:
-                    index[replaces]['superseded_by'] = serial
-            self._save_certificate(serial, cx509.to_pem(cert))
-            index[serial] = record
-            self.save_index(index)
+                old = self.record(replaces)
+                if old is not None:
+                    record['replaces'] = replaces
+                    self._save_record(record)
+                    old['superseded_by'] = serial
+                    self._save_record(old)
         return cert, record
 
     def _save_certificate(self, serial, pem):
@@ -315,8 +409,7 @@ class LocalCA:
             raise ConfigError('unknown revocation reason %r' % (reason,), option='revocation_reason',
                               fix='use one of %s' % ', '.join(r for r in REVOCATION_REASONS if r))
         with self.locked():
-            index = self.index()
-            record = index.get(serial)
+            record = self.record(serial)
             if record is None:
                 raise ConfigError('serial %s was not issued by the CA in %s' % (serial, self.path),
                                   option='serial', fix='give the serial of a certificate this CA issued')
@@ -324,15 +417,19 @@ class LocalCA:
                 return False, record
             record.update(status='revoked', revoked_at=_iso(now or utcnow()),
                           reason=REVOCATION_REASONS[code], reason_code=code)
-            index[serial] = record
-            self.save_index(index)
+            self._save_record(record)
+            revoked = self.revoked()
+            revoked[serial] = dict((k, record.get(k)) for k in (
+                'serial', 'status', 'revoked_at', 'reason', 'reason_code', 'name'))
+            _write_public(self.p(CA_REVOKED), json.dumps(revoked, indent=1, sort_keys=True).encode('utf-8'),
+                          0o600)
         return True, record
 
     def find(self, name=None, token=None):
-        out = []
-        for record in self.index().values():
-            if (token and record.get('token') == token) or (name and not token and record.get('name') == name):
-                out.append(record)
+        """Records signed for ``token`` (cheap), or else for ``name`` (reads every record)."""
+        if token:
+            return [r for r in (self.record(s) for s in self.token_serials(token)) if r]
+        out = [r for r in self.index().values() if name and r.get('name') == name]
         return sorted(out, key=lambda r: r.get('issued_at', ''))
 
 
@@ -586,7 +683,7 @@ def check_ca_dir(path, option):
         raise ConfigError('%s exists and is not a directory' % path, option=option,
                           fix='give a directory path for the CA (it is created when missing)')
     strangers = [n for n in (os.listdir(path) if os.path.isdir(path) else [])
-                 if n not in (CA_CERT, CA_KEY, CA_CHAIN, CA_META, CA_INDEX, '.lock')
+                 if n not in CA_FILES
                  and not n.endswith('.certforge-tmp')]
     if strangers and not os.path.exists(os.path.join(path, CA_CERT)):
         raise ConfigError('%s is not empty and holds no CA (no %s)' % (path, CA_CERT), option=option,
@@ -655,7 +752,7 @@ def crl_status(ca, crl_path, renew_before_hours=24, now=None):
     reasons = []
     listed = set('%X' % r.serial_number for r in crl)
     listed = set(s if len(s) % 2 == 0 else '0' + s for s in listed)
-    revoked = set(s for s, r in ca.index().items() if r.get('status') == 'revoked')
+    revoked = set(ca.revoked())
     if listed != revoked:
         reasons.append('revocations_changed')
     if crl.issuer != ca.cert.subject or not crl.is_signature_valid(ca.cert.public_key()):
@@ -685,9 +782,7 @@ def build_crl(ca, validity_days=7, now=None):
         5: x509.ReasonFlags.cessation_of_operation, 6: x509.ReasonFlags.certificate_hold,
         8: x509.ReasonFlags.remove_from_crl, 9: x509.ReasonFlags.privilege_withdrawn,
         10: x509.ReasonFlags.aa_compromise}
-    for serial, record in sorted(ca.index().items()):
-        if record.get('status') != 'revoked':
-            continue
+    for serial, record in sorted(ca.revoked().items()):
         revoked_at = datetime.datetime.strptime(record['revoked_at'], '%Y-%m-%dT%H:%M:%SZ').replace(
             tzinfo=datetime.timezone.utc)
         entry = (x509.RevokedCertificateBuilder().serial_number(int(serial, 16))
@@ -798,7 +893,7 @@ class LocalCAIssuer(IssuerConnector):
         return out
 
     def profile_of(self, serial):
-        record = self._loaded(need_key=False).index().get(normalize_serial(serial))
+        record = self._loaded(need_key=False).record(serial)
         return record.get('profile') if record else None
 
 

@@ -1,4 +1,5 @@
 import datetime
+import json
 import os
 
 import pytest
@@ -161,7 +162,8 @@ def test_allowed_domains_and_wildcards(tmp_path):
         sign(tmp_path, csr, allow_wildcards=False)
     out = sign(tmp_path, csr, allowed_domains=['example.com'])[0]
     assert out['subject_alt_names'] == ['DNS:*.example.com']
-    assert not (tmp_path / 'root' / 'index.json').read_text().count('evil')
+    from ansible_collections.certforge.pki.plugins.module_utils.issuers.local_ca import LocalCA
+    assert 'evil' not in json.dumps(LocalCA(str(tmp_path / 'root')).index())
 
 
 def test_bad_csr_signature_and_garbage(tmp_path):
@@ -263,9 +265,8 @@ def test_generic_certificate_module_dispatches_local_ca(tmp_path):
 
 
 def _index(tmp_path, ca='root'):
-    import json
-    with open(str(tmp_path / ca / 'index.json')) as handle:
-        return json.load(handle)
+    from ansible_collections.certforge.pki.plugins.module_utils.issuers.local_ca import LocalCA
+    return LocalCA(str(tmp_path / ca)).index()
 
 
 def test_empty_store_returns_the_certificate_already_signed(tmp_path):
@@ -299,3 +300,29 @@ def test_failed_deploys_do_not_sign_again_and_renewal_records_what_it_supersedes
     index = _index(tmp_path)
     assert len(index) == 2 and index[renewed['serial']]['replaces'] == first['serial']
     assert index[first['serial']]['superseded_by'] == renewed['serial']
+
+
+def test_a_ca_made_by_an_earlier_version_keeps_working(tmp_path):
+    """index.json of an earlier version is read (records, tokens, revocations), never rewritten."""
+    import shutil
+    from ansible_collections.certforge.pki.plugins.module_utils.issuers.local_ca import LocalCA
+    root(tmp_path)
+    csr = make_csr()
+    from ansible_collections.certforge.pki.plugins.module_utils.certificate import SPEC
+    params = dict(name='www', issuer='local_ca', issuer_options={'ca_path': str(tmp_path / 'root')},
+                  csr=csr, order_store=str(tmp_path / 'orders'))
+    first = certificate_execute(Ctx(params, SPEC))
+    ca_dir = tmp_path / 'root'
+    legacy = LocalCA(str(ca_dir)).index()
+    (ca_dir / 'index.json').write_text(json.dumps(legacy))
+    shutil.rmtree(str(ca_dir / 'records'))
+    shutil.rmtree(str(ca_dir / 'tokens'))
+    before = (ca_dir / 'index.json').read_text()
+    # an empty store finds the legacy record by its token: no second signature
+    params['order_store'] = str(tmp_path / 'orders-2')
+    again = certificate_execute(Ctx(params, SPEC))
+    assert again['serial'] == first['serial']
+    ca = LocalCA(str(ca_dir))
+    assert ca.revoke(first['serial'])[0] and first['serial'] in ca.revoked()
+    assert LocalCA(str(ca_dir)).record(first['serial'])['status'] == 'revoked'
+    assert (ca_dir / 'index.json').read_text() == before
