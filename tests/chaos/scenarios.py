@@ -559,8 +559,9 @@ SCENARIOS = {
     'shared-name-hosts': ('sectigo', lambda r: r.shared_name_hosts(), True),
     'pebble-group-kill': ('acme', lambda r: r.kill_then_rerun('acme', 'group'), True),
     'pebble-tree-kill': ('acme', lambda r: r.kill_then_rerun('acme', 'tree'), True),
-    # ACME cannot search for an order: with the file store deleted, nothing can find it again
-    'pebble-store-deleted': ('acme', lambda r: r.kill_then_rerun('acme', 'tree', delete_store=True), False),
+    # with the file store deleted, the rerun finds the order in the account's orders list
+    # (RFC 8555 section 7.1.2.1, which Pebble serves); a CA without that list could not
+    'pebble-store-deleted': ('acme', lambda r: r.kill_then_rerun('acme', 'tree', delete_store=True), True),
     'local-ca-group-kill': ('local_ca', lambda r: r.kill_then_rerun('local_ca', 'group', moments=LOCAL_CA_MOMENTS), True),
     'local-ca-tree-kill': ('local_ca', lambda r: r.kill_then_rerun('local_ca', 'tree', moments=LOCAL_CA_MOMENTS), True),
     'local-ca-store-deleted': ('local_ca', lambda r: r.kill_then_rerun(
