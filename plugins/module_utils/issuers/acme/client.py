@@ -215,8 +215,10 @@ class AcmeClient:
             response = self._http('GET', self.directory_url, accept=ALL_ERRORS)
             data = self._json(response)
             if response.status_code >= 400:
+                busy = response.status_code == 429 or response.status_code >= 500
                 raise problem_error(data, response.status_code, self.directory_url,
-                                    option='acme_directory', fix='check the ACME directory URL')
+                                    retry_after=chttp.parse_retry_after(response.headers.get('Retry-After')),
+                                    option='acme_directory', fix=None if busy else 'check the ACME directory URL')
             if not isinstance(data, dict) or 'newNonce' not in data or 'newOrder' not in data:
                 raise ConfigError('%s is not an ACME directory (no newNonce/newOrder)'
                                   % chttp.safe_url(self.directory_url), option='acme_directory',
