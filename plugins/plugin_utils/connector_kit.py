@@ -15,9 +15,15 @@ A connector package gives the kit what it cannot guess with a *setup*: a module 
 ``kit_setup(kind, name, workdir)`` returning a dict:
 
 issuers: ``options`` (issuer_options that work), ``count_orders(name) -> int`` (orders the CA
-holds for a certificate name), ``secrets`` (option values that must never show), optionally
-``reject_common_name`` (a CN the CA refuses), ``fail_common_name`` (a CN whose order the CA fails
-while pending), ``unreachable_options`` (options that point at no CA), ``cleanup()``.
+holds for the kit's certificate ``name``, whose common name is ``<name>.<domain>``), ``secrets``
+(option values that must never show), optionally ``domain`` (the DNS domain of the kit's names,
+default ``kit.test``), ``reject_common_name`` (a CN the CA refuses), ``fail_common_name`` (a CN
+whose order the CA fails while pending) with ``fail_options`` (issuer_options for that order, when
+the failure needs other ones), ``transient_fault()`` (makes the CA answer every request with a
+transient failure such as 429 or 503 with Retry-After; returns a function that ends it),
+``transient_options`` (options pointing at an endpoint that answers so) or ``unreachable_options``
+(options that point at no CA), ``not_applicable`` ({clause: reason}),
+``cleanup()``.
 
 targets: ``options`` (target_options), ``request_options`` (standard per-certificate options:
 paths under ``workdir``), ``certificate_options``, optionally ``cleanup()``.
@@ -60,6 +66,10 @@ class Kit:
 
     def cls(self):
         return self.registry.connector_class(self.kind, self.name)
+
+    def cn(self, label):
+        """The common name the kit uses for ``label``, in the setup's domain."""
+        return '%s.%s' % (label, self.setup.get('domain') or 'kit.test')
 
 
 def _sdk():
@@ -126,7 +136,7 @@ def _issuer(kit, options=None):
     return cls(check_options(cls, dict(kit.setup['options'] if options is None else options)))
 
 
-def _issue(kit, name, common_name=None, wait=30, store=None, connector=None):
+def _issue(kit, name, common_name=None, wait=30, store=None, connector=None, options=None):
     from ansible_collections.certforge.pki.plugins.module_utils.core import issue as core_issue
     from ansible_collections.certforge.pki.plugins.module_utils.core import polling
     csr_path = os.path.join(kit.workdir, '%s.csr' % name)
@@ -134,11 +144,12 @@ def _issue(kit, name, common_name=None, wait=30, store=None, connector=None):
         with open(csr_path) as handle:
             csr = handle.read()
     else:
-        dummy, csr = make_key_and_csr(common_name or '%s.kit.test' % name)
+        dummy, csr = make_key_and_csr(common_name or kit.cn(name))
         with open(csr_path, 'w') as handle:
             handle.write(csr)
-    connector = connector or _issuer(kit)
-    request = core_issue.build_request({'name': name, 'issuer_options': kit.setup['options']}, csr)
+    options = kit.setup['options'] if options is None else options
+    connector = connector or _issuer(kit, options)
+    request = core_issue.build_request({'name': name, 'issuer_options': options}, csr)
     events = []
     result = core_issue.issue(kit.registry, connector, request, store_path=store or os.path.join(kit.workdir, 'orders'),
                               wait_timeout=wait, schedule=polling.Schedule.steps((0.2, 0.5, 1.0), jitter=0),
@@ -184,11 +195,12 @@ def request_carries_csr_facts(kit):
         seen.append(request)
         return submit(request)
     connector.submit = recording
-    _issue(kit, 'kit-facts', common_name='facts.kit.test', connector=connector)
+    cn = kit.cn('facts')
+    _issue(kit, 'kit-facts', common_name=cn, connector=connector)
     assert seen, 'submit was not called'
     req = seen[0]
-    assert req.common_name == 'facts.kit.test', 'common_name %r' % req.common_name
-    assert 'DNS:facts.kit.test' in (req.subject_alt_names or []), 'subject_alt_names %r' % req.subject_alt_names
+    assert req.common_name == cn, 'common_name %r' % req.common_name
+    assert 'DNS:' + cn in (req.subject_alt_names or []), 'subject_alt_names %r' % req.subject_alt_names
     assert req.key_type, 'key_type empty'
     assert req.token, 'no token'
 
@@ -278,7 +290,7 @@ def failed_order_ends_the_run(kit):
     from ansible_collections.certforge.pki.plugins.module_utils.core.errors import PermanentError
     start = time.monotonic()
     try:
-        result, dummy, dummy = _issue(kit, 'kit-fail', common_name=cn, wait=60)
+        result, dummy, dummy = _issue(kit, 'kit-fail', common_name=cn, wait=60, options=kit.setup.get('fail_options'))
     except PermanentError as exc:
         kit.seen.append(str(exc))
         assert time.monotonic() - start < 30, 'the failure was reported only after the timeout'
@@ -288,30 +300,43 @@ def failed_order_ends_the_run(kit):
 
 @clause('issuer')
 def transient_error_carries_retry_after(kit):
-    options = kit.setup.get('unreachable_options')
-    assert options, 'the setup gives no unreachable_options'
+    fault = kit.setup.get('transient_fault')
+    if fault:
+        options, what = kit.setup['options'], 'a CA answering with transient failures'
+    elif kit.setup.get('transient_options'):
+        options, what = kit.setup['transient_options'], 'a CA answering with transient failures'
+    else:
+        options, what = kit.setup.get('unreachable_options'), 'an unreachable CA'
+    assert options, 'the setup gives none of transient_fault, transient_options, unreachable_options'
     from ansible_collections.certforge.pki.plugins.module_utils.core.errors import TransientError
-    dummy, csr = make_key_and_csr('transient.kit.test')
     from ansible_collections.certforge.pki.plugins.module_utils.core.model import CertificateRequest
+    cn = kit.cn('transient')
+    dummy, csr = make_key_and_csr(cn)
+    connector = _issuer(kit, options)
+    end = fault() if fault else None
     try:
-        _issuer(kit, options).submit(CertificateRequest(name='kit-transient', csr_pem=csr, token='kit-transient'))
+        connector.submit(CertificateRequest(name='kit-transient', csr_pem=csr, token='kit-transient-token',
+                                            common_name=cn, subject_alt_names=['DNS:' + cn]))
     except TransientError as exc:
-        assert exc.retry_after is not None, 'TransientError without retry_after'
+        assert exc.retry_after is not None, 'TransientError without retry_after from %s' % what
         kit.seen.append(str(exc))
         return
     except Exception as exc:  # pylint: disable=broad-except
-        raise AssertionError('an unreachable CA raised %s, not TransientError' % type(exc).__name__)
-    raise AssertionError('submit to an unreachable CA returned')
+        raise AssertionError('%s raised %s, not TransientError: %s' % (what, type(exc).__name__, exc))
+    finally:
+        if end is not None:
+            end()
+    raise AssertionError('submit to %s returned' % what)
 
 
 @clause('issuer')
 def details_are_json_safe(kit):
     from ansible_collections.certforge.pki.plugins.module_utils.core.model import CertificateRequest
     connector = _issuer(kit)
-    dummy, csr = make_key_and_csr('json.kit.test')
+    cn = kit.cn('json')
+    dummy, csr = make_key_and_csr(cn)
     order = connector.submit(CertificateRequest(name='kit-json', csr_pem=csr, token='kit-json-token',
-                                                common_name='json.kit.test',
-                                                subject_alt_names=['DNS:json.kit.test']))
+                                                common_name=cn, subject_alt_names=['DNS:' + cn]))
     json.dumps(order.details)
     kit.seen.append(order.to_dict())
     for found in connector.find_orders(CertificateRequest(name='kit-json', csr_pem=csr, token='kit-json-token')):

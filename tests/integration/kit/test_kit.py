@@ -11,7 +11,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-CONNECTORS = [('issuer', 'local_ca'), ('target', 'files'), ('target', 'nginx'),
+CONNECTORS = [('issuer', 'local_ca'), ('issuer', 'acme'), ('issuer', 'sectigo'), ('target', 'files'), ('target', 'nginx'),
               ('issuer', 'toy_async_ca'), ('target', 'toy_haproxy_like')]
 #: the server targets (tests/integration/kit/kit_setups.py SERVER_TARGETS)
 CONNECTORS += [('target', 'haproxy'), ('target', 'apache'), ('target', 'pkcs12'), ('target', 'java_keystore'),
