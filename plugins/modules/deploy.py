@@ -349,17 +349,19 @@ from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle impor
 from ansible_collections.certforge.pki.plugins.module_utils.targets import apache as apache_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import caddy as caddy_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import dovecot as dovecot_target
+from ansible_collections.certforge.pki.plugins.module_utils.targets import envoy as envoy_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import files as files_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import haproxy as haproxy_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import java_keystore as java_keystore_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import nginx as nginx_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import pkcs12 as pkcs12_target
 from ansible_collections.certforge.pki.plugins.module_utils.targets import postfix as postfix_target
+from ansible_collections.certforge.pki.plugins.module_utils.targets import traefik as traefik_target
 
 #: The built-in targets, imported by name so AnsiballZ ships them.
 PLUGINS = (files_target.plugin, nginx_target.plugin, haproxy_target.plugin, apache_target.plugin,
            pkcs12_target.plugin, java_keystore_target.plugin, caddy_target.plugin, postfix_target.plugin,
-           dovecot_target.plugin)
+           dovecot_target.plugin, traefik_target.plugin, envoy_target.plugin)
 
 
 def _work(module, no_log_values):

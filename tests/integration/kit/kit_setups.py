@@ -277,10 +277,14 @@ def _server_target(workdir, name):
     if name in ('postfix', 'dovecot'):
         return {'options': {'validate_command': ['true'], 'reload_command': ['true']},
                 'request_options': {'fullchain_path': os.path.join(site, 'fullchain.pem')}}
+    if name == 'traefik':
+        return {'options': {}, 'request_options': {}, 'certificate_options': {'directory': site}}
+    if name == 'envoy':
+        return {'options': {}, 'request_options': {}, 'certificate_options': {'sds_path': os.path.join(site, 'site.sds.yaml')}}
     return None
 
 
-SERVER_TARGETS = ('haproxy', 'apache', 'pkcs12', 'java_keystore', 'caddy', 'postfix', 'dovecot')
+SERVER_TARGETS = ('haproxy', 'apache', 'pkcs12', 'java_keystore', 'caddy', 'postfix', 'dovecot', 'traefik', 'envoy')
 
 
 def kit_setup(kind, name, workdir):
@@ -311,8 +315,9 @@ def certforge_issuers():
 @hookimpl
 def certforge_targets():
     from ansible_collections.certforge.pki.plugins.module_utils.targets import (
-        apache, caddy, dovecot, files, haproxy, java_keystore, nginx, pkcs12, postfix)
+        apache, caddy, dovecot, envoy, files, haproxy, java_keystore, nginx, pkcs12, postfix, traefik)
     return {'files': files.FilesTarget, 'nginx': nginx.NginxTarget, 'haproxy': haproxy.HaproxyTarget,
             'apache': apache.ApacheTarget, 'pkcs12': pkcs12.Pkcs12Target,
             'java_keystore': java_keystore.JavaKeystoreTarget, 'caddy': caddy.CaddyTarget,
-            'postfix': postfix.PostfixTarget, 'dovecot': dovecot.DovecotTarget}
+            'postfix': postfix.PostfixTarget, 'dovecot': dovecot.DovecotTarget,
+            'traefik': traefik.TraefikTarget, 'envoy': envoy.EnvoyTarget}

@@ -15,7 +15,8 @@ CONNECTORS = [('issuer', 'local_ca'), ('issuer', 'acme'), ('issuer', 'sectigo'),
               ('issuer', 'toy_async_ca'), ('target', 'toy_haproxy_like')]
 #: the server targets (tests/integration/kit/kit_setups.py SERVER_TARGETS)
 CONNECTORS += [('target', 'haproxy'), ('target', 'apache'), ('target', 'pkcs12'), ('target', 'java_keystore'),
-               ('target', 'caddy'), ('target', 'postfix'), ('target', 'dovecot')]
+               ('target', 'caddy'), ('target', 'postfix'), ('target', 'dovecot'), ('target', 'traefik'),
+               ('target', 'envoy')]
 
 
 @pytest.mark.parametrize('kind, name', CONNECTORS, ids=['%s-%s' % c for c in CONNECTORS])
