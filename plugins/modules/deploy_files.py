@@ -62,6 +62,13 @@ EXAMPLES = r'''
     group: root
     mode: '0644'
 
+- name: Directories of the next example (the module writes files, it does not create directories)
+  ansible.builtin.file:
+    path: "{{ item }}"
+    state: directory
+    mode: '0755'
+  loop: [/etc/ssl/www, /etc/ssl/api, /var/backups/certificates]
+
 - name: Deploy several certificates in one transaction, backups in one directory
   certforge.pki.deploy_files:
     backup_dir: /var/backups/certificates

@@ -111,6 +111,12 @@ seealso:
 '''
 
 EXAMPLES = r'''
+- name: Directory for the CAs (the module creates a CA's own directory, not its parents)
+  ansible.builtin.file:
+    path: /etc/certforge
+    state: directory
+    mode: '0755'
+
 - name: Create a root CA
   certforge.pki.local_ca:
     path: /etc/certforge/root-ca
@@ -131,9 +137,9 @@ EXAMPLES = r'''
   certforge.pki.local_ca:
     path: /etc/certforge/ad-sub-ca
     type: import
-    certificate_path: /secure/sub-ca.crt
-    privatekey_path: /secure/sub-ca.key
-    chain_path: /secure/enterprise-root.crt
+    certificate_path: /etc/certforge/import/sub-ca.crt
+    privatekey_path: /etc/certforge/import/sub-ca.key
+    chain_path: /etc/certforge/import/enterprise-root.crt
 '''
 
 RETURN = r'''

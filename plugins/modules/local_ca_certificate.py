@@ -116,6 +116,12 @@ seealso:
 '''
 
 EXAMPLES = r'''
+- name: Directory for the issued certificates
+  ansible.builtin.file:
+    path: /etc/certforge/issued
+    state: directory
+    mode: '0755'
+
 - name: Sign a server certificate
   certforge.pki.local_ca_certificate:
     ca_path: /etc/certforge/issuing-ca

@@ -60,6 +60,12 @@ seealso:
 '''
 
 EXAMPLES = r'''
+- name: Directory the web server publishes
+  ansible.builtin.file:
+    path: /var/www/pki
+    state: directory
+    mode: '0755'
+
 - name: Publish the CRL
   certforge.pki.local_ca_crl:
     ca_path: /etc/certforge/issuing-ca

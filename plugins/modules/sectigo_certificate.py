@@ -205,6 +205,12 @@ EXAMPLES = r'''
       login: api-bot
       password: "{{ vault_sectigo_password }}"
   block:
+    - name: Directory for the certificates
+      ansible.builtin.file:
+        path: /etc/certforge/certs
+        state: directory
+        mode: '0755'
+
     - name: Enroll and collect
       certforge.pki.sectigo_certificate:
         name: www
@@ -237,10 +243,10 @@ EXAMPLES = r'''
     wait_timeout: 120
     certificate_path: /etc/certforge/certs/api.crt
 
-- name: Revoke by sslId
+- name: Revoke by sslId (here the one enrolled above)
   certforge.pki.sectigo_certificate:
     state: revoked
-    ssl_id: 9003
+    ssl_id: "{{ www.ssl_id }}"
     revocation_reason: superseded
 '''
 

@@ -106,6 +106,13 @@ seealso:
 '''
 
 EXAMPLES = r'''
+- name: Directories for the sync state and the downloads
+  ansible.builtin.file:
+    path: "{{ item }}"
+    state: directory
+    mode: '0755'
+  loop: [/var/lib/certforge, /srv/certificates]
+
 - name: Sync every certificate of the tenant, incrementally
   certforge.pki.sectigo_certificate_info:
     customer_uri: example

@@ -321,7 +321,11 @@ def run_playbook(ansible_home, tmp_path):
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    """The bad-input suite's case count (tests/integration/test_bad_input.py)."""
+    """The bad-input suite's case count (tests/integration/test_bad_input.py) and the EXAMPLES
+    count (tests/integration/test_examples.py)."""
     count = getattr(config, '_certforge_bad_input_cases', 0)
     if count:
         terminalreporter.write_line('BAD_INPUT cases=%d' % count)
+    examples = getattr(config, '_certforge_examples', None)
+    if examples:
+        terminalreporter.write_line('EXAMPLES modules=%(modules)d tasks=%(tasks)d passed=%(passed)d' % examples)
