@@ -83,6 +83,9 @@ options:
         C(reload) (bool, default V(true)); C(reload_command) (raw); C(validate_command) (raw).
       - For V(dovecot) - C(allowed_directories) (list of path); C(config) (path); C(reload) (bool,
         default V(true)); C(reload_command) (raw); C(validate_command) (raw).
+      - For V(traefik) - C(allowed_directories) (list of path); C(keep_versions) (int, default V(3)).
+      - For V(envoy) - C(allowed_directories) (list of path); C(keep_versions) (int, default V(3));
+        C(mode) (str, one of V(sds), V(files), default V(sds)).
       - A target another package provides documents its own options.
     type: dict
     default: {}

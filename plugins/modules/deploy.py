@@ -85,6 +85,15 @@ options:
       - V(java_keystore) replaces one alias of a JKS or PKCS#12 keystore through C(keytool) (other aliases
         kept). The keystore is rebuilt in a private directory and renamed over the old one; passwords
         reach keytool only through C(0600) files, never its command line; verified with C(keytool -list -v).
+      - V(traefik) (file provider) writes the key and certificate into a new directory per pair
+        (C(<name>.<digest>/tls.crt), C(tls.key)) and switches the link C(<name>) to it with one rename, so
+        key and certificate change together; a dynamic configuration file (C(tls.certificates) with
+        C(certFile)/C(keyFile) through the link) is written once. Traefik watches the directory; nothing
+        is run.
+      - V(envoy) in mode V(sds) (default) writes one SDS C(DiscoveryResponse) file per certificate holding
+        a C(Secret) with the chain and key inline (C(0600)), replaced by one rename, which Envoy's
+        C(path_config_source) watches; in mode V(files) it switches a directory link like V(traefik) and
+        writes once an SDS file naming the files through the link (C(watched_directory)).
       - Any other name is looked up among the target connectors installed on the managed host (Python
         entry point group C(certforge.pki)); the error lists the names there are.
     type: str
@@ -104,6 +113,13 @@ options:
         default, or V(jks)); C(alias) (str, default the certificate name); C(store_password) (str,
         secret, required); C(key_password) (str, secret, JKS only, default the store password);
         C(state) (V(present), the default, or V(absent) to remove the alias, which must exist).
+      - For V(traefik) - C(directory) (path, required) the directory Traefik's file provider watches, where
+        the link C(<name>), the pair directories and C(<name>.pair.pem) (leaf, chain, key; C(0600)) go;
+        C(config_path) (path, default C(<directory>/<name>.yml)) the dynamic configuration file.
+      - For V(envoy) in mode V(sds) - C(sds_path) (path, required; C(.yaml), C(.yml) or C(.json)) the SDS file;
+        C(secret_name) (str, default the certificate name) the name of the C(Secret).
+      - For V(envoy) in mode V(files) - C(directory) (path, required) as for V(traefik); C(sds_path) (path,
+        default C(<directory>/<name>.sds.yaml)); C(secret_name).
     type: dict
 notes:
   - The private key is not written by this module. Create it on the host first (mode C(0600)) and point
@@ -243,6 +259,28 @@ EXAMPLES = r'''
     key_path: /etc/haproxy/tls/www.example.com.key
     certificate_options:
       pem_path: /etc/haproxy/tls/www.example.com.pem
+
+- name: Traefik (file provider watching /etc/traefik/dynamic), key and certificate switched by one link rename
+  certforge.pki.deploy:
+    target: traefik
+    certificate: "{{ issued.certificate }}"
+    chain: "{{ issued.chain }}"
+    key_path: /etc/traefik/tls/www.example.com.key
+    certificate_options:
+      directory: /etc/traefik/dynamic
+    verify:
+      port: 443
+      server_name: www.example.com
+
+- name: Envoy, one SDS file with the certificate and key inline, read by path_config_source
+  certforge.pki.deploy:
+    target: envoy
+    certificate: "{{ issued.certificate }}"
+    chain: "{{ issued.chain }}"
+    key_path: /etc/envoy/tls/www.example.com.key
+    certificate_options:
+      sds_path: /etc/envoy/sds/www.yaml
+      secret_name: www
 
 - name: The target is a variable; every certificate of the host in one call
   certforge.pki.deploy:

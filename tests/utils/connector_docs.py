@@ -42,11 +42,11 @@ def builtin_classes():
     from ansible_collections.certforge.pki.plugins.module_utils.issuers import local_ca, sectigo
     from ansible_collections.certforge.pki.plugins.module_utils.issuers.acme import connector as acme
     from ansible_collections.certforge.pki.plugins.module_utils.targets import (
-        apache, caddy, dovecot, files, haproxy, java_keystore, nginx, pkcs12, postfix)
+        apache, caddy, dovecot, envoy, files, haproxy, java_keystore, nginx, pkcs12, postfix, traefik)
     return ([local_ca.LocalCAIssuer, acme.AcmeIssuer, sectigo.SectigoIssuer],
             [files.FilesTarget, nginx.NginxTarget, haproxy.HaproxyTarget, apache.ApacheTarget,
              pkcs12.Pkcs12Target, java_keystore.JavaKeystoreTarget, caddy.CaddyTarget,
-             postfix.PostfixTarget, dovecot.DovecotTarget])
+             postfix.PostfixTarget, dovecot.DovecotTarget, traefik.TraefikTarget, envoy.EnvoyTarget])
 
 
 def lines():
