@@ -491,6 +491,11 @@ def request(session, method, url, accept=(), retries=None, deadline=None, **kwar
                 raise named
             failure = exc
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            # a verification failure wrapped in another connection error (a proxy tunnel,
+            # urllib3's retries) is still a trust problem: name the CA-bundle option
+            named = _tls_error(exc, method, url, settings, secrets)
+            if named is not None:
+                raise named
             failure = exc
         else:
             status = response.status_code
