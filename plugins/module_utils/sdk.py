@@ -25,8 +25,10 @@ Everything a connector needs comes from here; nothing else in the collection is 
 Ship it as a pip package with an entry point in the group ``certforge.pki`` naming the module
 that holds the ``@hookimpl`` functions.  Issuers and notifiers are installed on the controller
 (the execution environment for AWX/AAP), targets on the host that runs the deploy.  Run the
-conformance kit against it: ``pytest -p certforge_kit --certforge-issuer my_ca`` (see
-``docs/connectors.md``).
+conformance kit against it (see ``docs/connectors.md``)::
+
+    python -m ansible_collections.certforge.pki.plugins.plugin_utils.connector_kit \\
+        --issuer my_ca --setup my_package.kit_setup
 
 The contract is versioned: ``SDK_VERSION`` changes only when it changes incompatibly.
 """

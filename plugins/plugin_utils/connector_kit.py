@@ -60,7 +60,7 @@ class Kit:
     def __init__(self, kind, name, setup, workdir, plugins=()):
         from ansible_collections.certforge.pki.plugins.module_utils.core.registry import Registry
         self.kind, self.name, self.setup, self.workdir = kind, name, setup, workdir
-        self.plugins = list(plugins)
+        self.plugins = builtin_plugins() + list(plugins)
         self.registry = Registry(self.plugins, load_entry_points=True)
         self.seen = []          # every result, order, event and error text, for the secret check
 
@@ -70,6 +70,14 @@ class Kit:
     def cn(self, label):
         """The common name the kit uses for ``label``, in the setup's domain."""
         return '%s.%s' % (label, self.setup.get('domain') or 'kit.test')
+
+
+def builtin_plugins():
+    """The collection's own connectors, registered first (as the modules register them), so
+    the kit runs against a built-in by name; installed packages come from their entry points."""
+    from ansible_collections.certforge.pki.plugins.module_utils.certificate import BUILTIN_PLUGINS
+    from ansible_collections.certforge.pki.plugins.modules.deploy import PLUGINS
+    return list(BUILTIN_PLUGINS) + list(PLUGINS)
 
 
 def _sdk():

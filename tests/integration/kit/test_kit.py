@@ -29,9 +29,40 @@ def test_connector_passes_the_kit(third_party_site, tmp_path, kind, name, kit_li
     assert not failed, line + '\n' + '\n'.join(failed)
 
 
-def test_kit_command_line(third_party_site):
-    """The documented command a third party runs."""
-    proc = subprocess.run([sys.executable, '-m', 'ansible_collections.certforge.pki.plugins.plugin_utils.connector_kit',
-                           '--issuer', 'toy_async_ca', '--setup', 'kit_setups'],
-                          capture_output=True, text=True, timeout=300, check=False, env=dict(os.environ))
-    assert proc.stdout.startswith('KIT issuer toy_async_ca '), proc.stdout + proc.stderr
+BROKEN_SETUP = """
+import kit_setups
+
+
+def kit_setup(kind, name, workdir):
+    setup = kit_setups.kit_setup(kind, name, workdir)
+    setup.pop('reject_common_name', None)     # the kit cannot check rejections without it
+    return setup
+"""
+
+
+def _kit_command(args, pythonpath):
+    """The documented command from a clean environment: only PATH, HOME and PYTHONPATH (the
+    directory holding ansible_collections, the installed packages, the setup module)."""
+    env = {'PATH': os.environ.get('PATH', '/usr/bin:/bin'), 'HOME': os.environ.get('HOME', '/'),
+           'PYTHONPATH': os.pathsep.join(str(p) for p in pythonpath)}
+    return subprocess.run([sys.executable, '-m', 'ansible_collections.certforge.pki.plugins.plugin_utils.connector_kit']
+                          + args, capture_output=True, text=True, timeout=300, check=False, env=env, cwd='/')
+
+
+def test_kit_command_line(third_party_site, tmp_path):
+    """The documented command a third party runs: one KIT line, exit 0; a failing clause is
+    printed by name with its reason, exit 1."""
+    collections = Path(__import__('ansible_collections').__path__[0]).parent
+    path = [collections, third_party_site, HERE]
+    proc = _kit_command(['--issuer', 'toy_async_ca', '--setup', 'kit_setups'], path)
+    assert proc.returncode == 0 and proc.stdout == 'KIT issuer toy_async_ca 14/14\n', proc.stdout + proc.stderr
+
+    (tmp_path / 'broken_setup.py').write_text(BROKEN_SETUP)
+    proc = _kit_command(['--issuer', 'toy_async_ca', '--setup', 'broken_setup'], path + [tmp_path])
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == ['KIT issuer toy_async_ca 13/14 FAILED: rejection_is_raised',
+                                        '  rejection_is_raised: the setup names no reject_common_name'], proc.stdout
+
+    # a built-in connector by name, with no package installed
+    proc = _kit_command(['--issuer', 'local_ca', '--setup', 'kit_setups'], [collections, HERE])
+    assert proc.returncode == 0 and proc.stdout.startswith('KIT issuer local_ca 12/12'), proc.stdout + proc.stderr
