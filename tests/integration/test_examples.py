@@ -168,7 +168,7 @@ class TLSEndpoint:
     def _serve(self):
         while not self.stopped.is_set():
             try:
-                conn, _ = self.sock.accept()
+                conn = self.sock.accept()[0]
             except OSError:
                 return
             try:
@@ -383,7 +383,6 @@ NOT_RUN = {
     'deploy': 'needs running nginx, apache, caddy, postfix, dovecot, haproxy and a service manager',
     'deploy_nginx': 'needs a running nginx under a service manager (systemctl)',
 }
-
 
 
 @pytest.mark.parametrize('module', MODULES)
