@@ -136,6 +136,23 @@ options:
       - Path of the certificate currently deployed for this key. When it exists, its facts are returned as
         RV(current_certificate); nothing is written there.
     type: path
+  meta:
+    description:
+      - Data about the request that the host does not use, returned unchanged as RV(meta) (the certificate role
+        passes what the controller needs to issue, so that one task on the controller can issue for every host).
+    type: dict
+  directory:
+    description:
+      - A directory to make when it is missing (its parents too), before the keys and CSRs are written;
+        O(owner), O(group) and O(directory_mode) are set on it, also when it exists, like
+        M(ansible.builtin.file) with C(state=directory).
+      - Planned with the requests, so bad input changes nothing. Keys and CSRs may go into it in the same call.
+      - In check mode nothing is made; RV(directory) says what would change.
+    type: path
+  directory_mode:
+    description: Mode of O(directory) as an octal string.
+    type: raw
+    default: '0755'
   requests:
     description:
       - Several keys and CSRs in one call. Each entry takes the per-certificate options above; options given at the
@@ -201,6 +218,9 @@ options:
       certificate_path:
         description: As O(certificate_path).
         type: path
+      meta:
+        description: As O(meta).
+        type: dict
 notes:
   - Keys are written as PKCS#8 PEM, encrypted with the best available cipher when O(privatekey_passphrase) is set.
   - Signature hashes follow the key, SHA-256 for RSA and P-256, SHA-384 for P-384, none for Ed25519.
@@ -219,6 +239,12 @@ EXAMPLES = r'''
       - DNS:example.com
     extended_key_usage: [serverAuth]
   register: request
+
+- name: Directory for nginx's key and certificate
+  ansible.builtin.file:
+    path: /etc/nginx/tls
+    state: directory
+    mode: '0755'
 
 - name: RSA 3072 key readable by nginx, CSR only returned, renewal facts of the deployed certificate
   certforge.pki.certificate_request:
@@ -379,6 +405,19 @@ msg:
   returned: when there is something to say
   type: str
   sample: check mode - the private key would be created, so no CSR can be produced for it yet
+meta:
+  description: O(meta), unchanged.
+  returned: when O(meta) is set (for a single request)
+  type: dict
+  sample: {name: www}
+directory:
+  description: What was (or would be) done to O(directory).
+  returned: when O(directory) is set
+  type: dict
+  sample:
+    path: /etc/certforge
+    changed: true
+    changed_reasons: [directory_created]
 results:
   description: One result per entry of O(requests), in order, each with the keys of a single run
     (C(changed), RV(changed_reasons), RV(privatekey), RV(csr), ...).
