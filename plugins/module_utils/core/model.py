@@ -48,8 +48,8 @@ class CertificateRequest:
     profile: Optional[str] = None
     validity_days: Optional[int] = None
     issuer_options: Dict[str, Any] = field(default_factory=dict)
-    token: Optional[str] = None                 # idempotency token: derived from the request
-                                                # identity and the certificate it replaces
+    # idempotency token: derived from the request identity and the certificate it replaces
+    token: Optional[str] = None
     replaces: Optional[str] = None              # PEM of the certificate being renewed
     key_type: Optional[str] = None              # 'RSA-2048', 'EC-P256', 'Ed25519', ... (from the CSR)
     replaces_serial: Optional[str] = None       # hex serial of ``replaces``
