@@ -37,10 +37,20 @@ REQUEST_OPTIONS = dict(
     group=dict(type='str'),
     mode=dict(type='raw'),
     certificate_path=dict(type='path'),
+    meta=dict(type='dict'),
 )
 
 DEFAULTS = dict(privatekey_type='ECDSA', privatekey_size=2048, privatekey_curve='secp256r1',
                 rotate_key=False, backup=False)
+
+
+def _destination(value, option, params):
+    """``destination``, except that a directory that is missing (or is no directory) is left to
+    ``run``: it may be O(directory), made (or refused, naming O(directory)) by this call."""
+    path = os.path.expanduser(value)
+    if not path.endswith('/') and not os.path.isdir(os.path.dirname(os.path.abspath(path)) or '/'):
+        return
+    destination(value, option, params)
 
 
 def _argument_spec():
@@ -52,9 +62,11 @@ def _argument_spec():
         spec[name] = opts
     spec['requests'] = dict(type='list', elements='dict', options=dict(
         (name, dict(opts)) for name, opts in REQUEST_OPTIONS.items()))
+    spec['directory'] = dict(type='path')
+    spec['directory_mode'] = dict(type='raw', default='0755')
     checks = {}
     for prefix in ('', 'requests.'):
-        checks.update({prefix + 'privatekey_path': [destination], prefix + 'csr_path': [destination],
+        checks.update({prefix + 'privatekey_path': [_destination], prefix + 'csr_path': [_destination],
                        prefix + 'certificate_path': [optional_file]})
     return ArgumentSpec(spec, required_one_of=[['privatekey_path', 'requests']], checks=checks)
 
@@ -120,8 +132,9 @@ class KeyRequest:
     """Plan and apply one key + CSR.  ``plan()`` reads and decides without writing; ``apply()``
     writes what the plan says.  Every input problem surfaces in ``plan()``."""
 
-    def __init__(self, params, index=None, check_mode=False, warn=None):
+    def __init__(self, params, index=None, check_mode=False, warn=None, made_dirs=()):
         self.p = params
+        self.made_dirs = made_dirs   # directories this call makes before it writes
         self.index = index
         self.check_mode = check_mode
         self.warn = warn or (lambda msg: None)
@@ -169,9 +182,9 @@ class KeyRequest:
                                                    option=self.opt('privatekey_curve'))
 
         # in check mode the directory may be one an earlier task would have made
-        if not (self.check_mode and not os.path.lexists(os.path.dirname(self.key_path))):
+        if not self._parent_made(self.key_path):
             cfiles.ensure_parent_dir(self.key_path, self.opt('privatekey_path'))
-        if self.csr_path and not (self.check_mode and not os.path.lexists(os.path.dirname(self.csr_path))):
+        if self.csr_path and not self._parent_made(self.csr_path):
             cfiles.ensure_parent_dir(self.csr_path, self.opt('csr_path'))
         self.uid = cfiles.resolve_uid(p.get('owner'), option=self.opt('owner'))
         self.gid = cfiles.resolve_gid(p.get('group'), option=self.opt('group'))
@@ -213,6 +226,14 @@ class KeyRequest:
         cx509.key_usage_extension(p.get('key_usage'), option=self.opt('key_usage'))
         self.eku = cx509.normalize_extended_key_usage(p.get('extended_key_usage'),
                                                       option=self.opt('extended_key_usage'))
+
+    def _parent_made(self, path):
+        """The directory of ``path`` is made by this call (O(directory)), or, in check mode, by an
+        earlier task that would have run."""
+        parent = os.path.dirname(path)
+        if parent in self.made_dirs:
+            return True
+        return self.check_mode and not os.path.lexists(parent)
 
     def _want_key_facts(self):
         facts = {'type': self.key_type}
@@ -500,6 +521,8 @@ class KeyRequest:
             res['current_certificate'] = self.current_certificate
         if self.backup_file:
             res['backup_file'] = self.backup_file
+        if self.p.get('meta') is not None:
+            res['meta'] = self.p['meta']
         if self.msg:
             res['msg'] = self.msg
         if diff:
@@ -517,10 +540,74 @@ def _merge(top, entry):
     return merged
 
 
+class Directory:
+    """O(directory): made when missing (parents too), owner, group and mode set like
+    ``ansible.builtin.file state=directory``; planned before anything is written."""
+
+    def __init__(self, params, check_mode):
+        self.check_mode = check_mode
+        self.path = os.path.abspath(params['directory'])
+        self.uid = cfiles.resolve_uid(params.get('owner'), option='owner')
+        self.gid = cfiles.resolve_gid(params.get('group'), option='group')
+        self.mode = cfiles.parse_mode(params.get('directory_mode'), option='directory_mode')
+        self.reasons = []
+        self.fix = {}
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            st = None
+            if os.path.lexists(self.path):
+                raise ConfigError('%s is a dangling symbolic link' % self.path, option='directory',
+                                  fix='give a directory path (made when missing), not a link to nothing')
+        if st is None:
+            self.reasons.append('directory_created')
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            raise ConfigError('%s exists and is not a directory' % self.path, option='directory',
+                              fix='give a directory path (made when missing), not a file')
+        if self.mode is not None and stat.S_IMODE(st.st_mode) != self.mode:
+            self.fix['mode'] = self.mode
+            self.reasons.append('directory_mode_changed')
+        if self.uid is not None and st.st_uid != self.uid:
+            self.fix['uid'] = self.uid
+            self.reasons.append('directory_owner_changed')
+        if self.gid is not None and st.st_gid != self.gid:
+            self.fix['gid'] = self.gid
+            self.reasons.append('directory_group_changed')
+
+    @property
+    def made(self):
+        return ('directory_created' in self.reasons) and not self.check_mode
+
+    def apply(self):
+        if self.check_mode or not self.reasons:
+            return
+        try:
+            if 'directory_created' in self.reasons:
+                os.makedirs(self.path, exist_ok=True)
+                self.fix = {'mode': self.mode if self.mode is not None else 0o755}
+                if self.uid is not None:
+                    self.fix['uid'] = self.uid
+                if self.gid is not None:
+                    self.fix['gid'] = self.gid
+            if 'uid' in self.fix or 'gid' in self.fix:
+                os.chown(self.path, self.fix.get('uid', -1), self.fix.get('gid', -1))
+            if 'mode' in self.fix:
+                os.chmod(self.path, self.fix['mode'])
+        except OSError as exc:
+            raise ConfigError('cannot make %s or set its owner, group or mode (%s)' % (self.path, exc.strerror or exc),
+                              option='directory', fix='run the task with become, or give a directory it may write')
+
+    def result(self):
+        return {'path': self.path, 'changed': bool(self.reasons), 'changed_reasons': list(self.reasons)}
+
+
 def run(params, check_mode=False, diff=False, warn=None):
     """Plan every request (raising ConfigError before anything is written), then apply them
     in order.  Returns the module result."""
     cx509.require_cryptography()
+    directory = Directory(params, check_mode) if params.get('directory') else None
+    made_dirs = (directory.path,) if directory is not None and directory.made else ()
     batch = params.get('requests')
     if batch:
         entries = [(index, _merge(params, entry)) for index, entry in enumerate(batch)]
@@ -529,7 +616,7 @@ def run(params, check_mode=False, diff=False, warn=None):
     plans = []
     seen = {}
     for index, merged in entries:
-        req = KeyRequest(merged, index=index, check_mode=check_mode, warn=warn)
+        req = KeyRequest(merged, index=index, check_mode=check_mode, warn=warn, made_dirs=made_dirs)
         for name in ('privatekey_path', 'csr_path'):
             path = merged.get(name)
             if not path:
@@ -540,6 +627,8 @@ def run(params, check_mode=False, diff=False, warn=None):
                                   option=req.opt(name), fix='give every request its own key and CSR files')
             seen[path] = req.opt(name)
         plans.append(req.plan())
+    if directory is not None:
+        directory.apply()
     for position, req in enumerate(plans):
         try:
             req.apply()
@@ -552,8 +641,12 @@ def run(params, check_mode=False, diff=False, warn=None):
         out = {'changed': any(r['changed'] for r in results), 'results': results}
         if diff:
             out['diff'] = [r.pop('diff') for r in results]
-        return out
-    return results[0]
+    else:
+        out = results[0]
+    if directory is not None:
+        out['directory'] = directory.result()
+        out['changed'] = out['changed'] or out['directory']['changed']
+    return out
 
 
 def execute(ctx):
