@@ -68,8 +68,8 @@ def _write_csr(tmp_path, name, common_name):
     return key_path
 
 
-def test_certificate_module_pending_then_issued_then_noop_then_revoked(third_party_site, toy_ca,
-                                                                     run_playbook, tmp_path):
+def test_certificate_module_pending_then_issued_then_noop_then_revoked(
+        third_party_site, toy_ca, run_playbook, tmp_path):
     _write_csr(tmp_path, 'app', 'app.toy.test')
     env = _env(third_party_site)
 
