@@ -47,7 +47,17 @@ ANSIBLE_PLAYBOOK = (str(Path(PYTHON).parent / 'ansible-playbook')
                     if (Path(PYTHON).parent / 'ansible-playbook').exists() else shutil.which('ansible-playbook'))
 
 #: directories that are copy-on-write inside the sandbox (the examples' system paths live there)
-OVERLAY = ('/etc', '/var', '/srv')
+OVERLAY = ('/etc', '/var', '/srv', '/usr/local')
+
+#: what the ACME examples talk to: one Pebble on port 443 (in the sandbox's own network
+#: namespace) answers at every directory host name the examples use
+ACME_NAMES = ['acme-v02.api.letsencrypt.org', 'acme.example.com']
+PEBBLE = shutil.which('pebble') or '/usr/bin/pebble'
+NGINX = shutil.which('nginx') or '/usr/sbin/nginx'
+CHALLTESTSRV = shutil.which('pebble-challtestsrv') or '/usr/bin/pebble-challtestsrv'
+CHALLTESTSRV_API = 'http://127.0.0.1:8055'
+#: the system trust store of the sandbox (Debian's path; python3-requests there uses it too)
+SYSTEM_BUNDLE = '/etc/ssl/certs/ca-certificates.crt'
 
 EXCEPTION_TEXT = re.compile(
     r'\b(Traceback \(most recent call last\)|TypeError|ValueError|KeyError|AttributeError|OSError'
@@ -200,6 +210,19 @@ class Setup:
         self.env = {}
         self.hosts = {}          # name -> address, appended to the sandbox's /etc/hosts
         self.skip_tasks = {}     # task name -> why it cannot run here (counted, not passed)
+        self.net = False         # run in a private network namespace (only its own loopback)
+        self.services = []       # started inside the sandbox before the playbook, stopped after
+
+    def service(self, argv, log, ports, env=None, cwd=None):
+        """A server started inside the sandbox; the playbook starts once every port listens."""
+        self.services.append({'argv': [str(a) for a in argv], 'log': str(log), 'ports': list(ports),
+                              'env': dict(env or {}), 'cwd': str(cwd) if cwd else None})
+
+    def trust(self, ca_pem):
+        """Add ``ca_pem`` to the sandbox's system trust store and point requests at it."""
+        system = Path(SYSTEM_BUNDLE).read_text() if Path(SYSTEM_BUNDLE).exists() else ''
+        self.files[SYSTEM_BUNDLE] = (system + ca_pem, 0o644)
+        self.env.update({'REQUESTS_CA_BUNDLE': SYSTEM_BUNDLE, 'SSL_CERT_FILE': SYSTEM_BUNDLE})
 
     def local_ca(self, path, cn='Example Issuing CA'):
         self.tasks.append({'name': 'world: directory of %s' % path,
@@ -216,8 +239,112 @@ def _issued_vars(world, setup):
     return key
 
 
+DNS_HOOK = '''#!%s
+"""dns-01 hook of the examples: TXT records in pebble-challtestsrv, the DNS the test CA asks."""
+import json, os, sys, urllib.request
+host = os.environ['CERTFORGE_ACME_RECORD_NAME'].rstrip('.') + '.'
+if sys.argv[1] == 'add':
+    path, body = '/set-txt', {'host': host, 'value': os.environ['CERTFORGE_ACME_VALUE']}
+else:
+    path, body = '/clear-txt', {'host': host}
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+opener.open(urllib.request.Request('%s' + path, data=json.dumps(body).encode()), timeout=10).read()
+'''
+
+
+ACME_FRONT = '''
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/logs/error.log;
+events { worker_connections 64; }
+http {
+    access_log {root}/logs/access.log;
+    client_body_temp_path {root}/tmp/client_body;
+    proxy_temp_path {root}/tmp/proxy;
+    fastcgi_temp_path {root}/tmp/fastcgi;
+    uwsgi_temp_path {root}/tmp/uwsgi;
+    scgi_temp_path {root}/tmp/scgi;
+{servers}
+}
+'''
+
+ACME_SERVER = '''
+    server {
+        listen 127.0.0.1:443 ssl;
+        server_name {name};
+        ssl_certificate {root}/tls.pem;
+        ssl_certificate_key {root}/tls.key;
+        proxy_set_header Host $host;
+        location = /directory { proxy_pass https://127.0.0.1:{port}/dir; }
+        location / { proxy_pass https://127.0.0.1:{port}; }
+    }
+'''
+
+#: the two CAs of the examples: a public one without and a commercial one with EAB
+ACME_CAS = (('acme-v02.api.letsencrypt.org', 14000, False), ('acme.example.com', 14001, True))
+
+
+def _acme(world, s, ctx):
+    """One Pebble per CA of the examples (``ACME_CAS``; EAB required where the example uses it)
+    behind nginx on 127.0.0.1:443, which has a TLS certificate for their host names from the test
+    CA (the sandbox's system trust holds it).  nginx only routes by host name, maps the directory
+    path the real CAs use (/directory) to Pebble's (/dir) and passes the Host header, so every
+    URL a Pebble hands out names the example's host.
+    pebble-challtestsrv is Pebble's DNS (every name is 127.0.0.1, TXT records from the dns-01
+    hook); http-01 is answered on port 8080 (the examples' "port 80 forwarded to 8080")."""
+    root = ctx['tmp'] / 'pebble'
+    for sub in ('tmp', 'logs'):
+        (root / sub).mkdir(parents=True)
+    cert, key = world.leaf(ACME_NAMES)
+    (root / 'tls.pem').write_text(cert + _pem(world.sub))
+    (root / 'tls.key').write_text(key)
+    kid, hmac = 'kid-examples', base64.urlsafe_b64encode(os.urandom(32)).rstrip(b'=').decode()
+    s.net = True
+    s.hosts.update((name, '127.0.0.1') for name in ACME_NAMES)
+    s.trust(_pem(world.root))
+    s.service([CHALLTESTSRV, '-dns01', '127.0.0.1:8053', '-http01', '', '-https01', '', '-tlsalpn01', '',
+               '-management', '127.0.0.1:8055', '-defaultIPv4', '127.0.0.1', '-defaultIPv6', ''],
+              root / 'challtestsrv.log', [8053, 8055])
+    servers = []
+    for name, port, eab in ACME_CAS:
+        config = {'listenAddress': '127.0.0.1:%d' % port, 'managementListenAddress': '127.0.0.1:%d' % (port + 1000),
+                  'certificate': str(root / 'tls.pem'), 'privateKey': str(root / 'tls.key'),
+                  'httpPort': 8080, 'tlsPort': 5001, 'ocspResponderURL': '', 'externalAccountBindingRequired': eab}
+        if eab:
+            config['externalAccountMACKeys'] = {kid: hmac}
+        (root / (name + '.json')).write_text(json.dumps({'pebble': config}))
+        s.service([PEBBLE, '-config', root / (name + '.json'), '-dnsserver', '127.0.0.1:8053'],
+                  root / (name + '.log'), [port, port + 1000],
+                  env={'PEBBLE_VA_NOSLEEP': '1', 'PEBBLE_WFE_NONCEREJECT': '0'}, cwd=root)
+        servers.append(ACME_SERVER.replace('{name}', name).replace('{port}', str(port)))
+    (root / 'nginx.conf').write_text(ACME_FRONT.replace('{servers}', ''.join(servers)).replace('{root}', str(root)))
+    s.service([NGINX, '-c', root / 'nginx.conf', '-p', str(root) + '/', '-e', root / 'logs' / 'error.log',
+               '-g', 'daemon off;'], root / 'nginx.log', [443])
+    s.vars.update({'vault_eab_kid': kid, 'vault_eab_hmac_key': hmac})
+    s.files['/etc/certforge/acme-account.key'] = (_pem(ec.generate_private_key(ec.SECP256R1())), 0o600)
+    s.files['/usr/local/bin/dns-txt'] = (DNS_HOOK % (PYTHON, CHALLTESTSRV_API), 0o755)
+
+
 def setup_for(module, world, ctx):
     s = Setup()
+    if module.startswith('acme_'):
+        if not (os.path.exists(PEBBLE) and os.path.exists(CHALLTESTSRV)):
+            pytest.skip('pebble and pebble-challtestsrv are not installed')
+        _acme(world, s, ctx)
+    if module == 'acme_certificate':
+        for name, names in (('www', ['www.example.com']), ('wildcard', ['*.example.com', 'example.com']),
+                            ('intranet', ['intranet.example.com'])):
+            s.files['/etc/certforge/%s.csr' % name] = (world.csr(names)[0], 0o644)
+    elif module == 'acme_certificate_revoke':
+        csr, key = world.csr(['www.example.com'])
+        s.files['/etc/certforge/www.csr'] = (csr, 0o644)
+        s.files['/etc/certforge/www.key'] = (key, 0o600)
+        s.tasks.append({'name': 'world: www.example.com issued by the ACME CA',
+                        'certforge.pki.acme_certificate': {
+                            'name': 'www', 'acme_directory': 'https://acme-v02.api.letsencrypt.org/directory',
+                            'account_key_path': '/etc/certforge/acme-account.key', 'terms_agreed': True,
+                            'csr_path': '/etc/certforge/www.csr', 'certificate_path': '/etc/certforge/www.crt',
+                            'http01_listen_port': 8080}})
     if module == 'local_ca':
         s.files['/etc/certforge/import/sub-ca.crt'] = (_pem(world.sub), 0o644)
         s.files['/etc/certforge/import/sub-ca.key'] = (_pem(world.sub_key), 0o600)
@@ -259,9 +386,11 @@ def setup_for(module, world, ctx):
 
 
 SANDBOX = r'''
-import base64, json, os, subprocess, sys
+import base64, json, os, socket, subprocess, sys, time
 spec = json.load(open(sys.argv[1]))
 base = spec['base']
+if spec['net']:
+    subprocess.check_call(['ip', 'link', 'set', 'lo', 'up'])
 subprocess.check_call(['mount', '-t', 'tmpfs', '-o', 'mode=0755', 'certforge-examples', base])
 for index, directory in enumerate(spec['overlay']):
     upper, work = os.path.join(base, '%d-upper' % index), os.path.join(base, '%d-work' % index)
@@ -282,7 +411,40 @@ for path, (text, mode) in spec['files'].items():
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, 'wb') as handle:
         handle.write(data)
-sys.exit(subprocess.run(spec['argv'], env=spec['env'], cwd=spec['cwd'], stdin=subprocess.DEVNULL).returncode)
+    os.chmod(path, mode)
+
+
+def listening(port):
+    try:
+        socket.create_connection(('127.0.0.1', port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+started = []
+try:
+    for service in spec['services']:
+        log = open(service['log'], 'ab')
+        started.append(subprocess.Popen(service['argv'], stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT, cwd=service['cwd'],
+                                        env=dict(os.environ, **service['env'])))
+        deadline = time.monotonic() + 30
+        while not all(listening(port) for port in service['ports']):
+            if started[-1].poll() is not None or time.monotonic() > deadline:
+                sys.exit('SANDBOX: %s did not start (rc=%s), see %s'
+                         % (service['argv'][0], started[-1].poll(), service['log']))
+            time.sleep(0.05)
+    rc = subprocess.run(spec['argv'], env=spec['env'], cwd=spec['cwd'], stdin=subprocess.DEVNULL).returncode
+finally:
+    for process in reversed(started):
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+sys.exit(rc)
 '''
 
 
@@ -377,9 +539,6 @@ def examples_context(tmp_path):
 
 #: modules whose examples need a service this test does not stand up yet, and why
 NOT_RUN = {
-    'acme_account': 'needs an ACME CA answering at the example host names (Pebble not wired in yet)',
-    'acme_certificate': 'needs an ACME CA answering at the example host names (Pebble not wired in yet)',
-    'acme_certificate_revoke': 'needs an ACME CA answering at the example host names (Pebble not wired in yet)',
     'deploy': 'needs running nginx, apache, caddy, postfix, dovecot, haproxy and a service manager',
     'deploy_nginx': 'needs a running nginx under a service manager (systemctl)',
 }
@@ -421,13 +580,15 @@ def test_examples(module, ansible_home, sandbox_prefix, examples_context, tmp_pa
     base = tmp_path / 'sandbox'
     base.mkdir()
     spec = {'base': str(base), 'overlay': list(OVERLAY), 'hosts': setup.hosts, 'files': setup.files,
+            'net': setup.net, 'services': setup.services,
             'cwd': str(work),
             'argv': [ANSIBLE_PLAYBOOK, '-i', str(work / 'inventory.ini'), str(work / 'playbook.yml')],
             'env': _env(ansible_home, dict(setup.env, CERTFORGE_TEST_RESULTS=str(results),
                                            CERTFORGE_ORDER_STORE=str(tmp_path / 'orders')))}
     (tmp_path / 'spec.json').write_text(json.dumps(spec))
     (tmp_path / 'sandbox.py').write_text(SANDBOX)
-    proc = subprocess.run(sandbox_prefix + [PYTHON, str(tmp_path / 'sandbox.py'), str(tmp_path / 'spec.json')],
+    prefix = sandbox_prefix + (['--net'] if setup.net else [])
+    proc = subprocess.run(prefix + [PYTHON, str(tmp_path / 'sandbox.py'), str(tmp_path / 'spec.json')],
                           capture_output=True, text=True, timeout=300, check=False)
     data = json.loads(results.read_text()) if results.exists() else {'stats': {}, 'tasks': []}
     output = proc.stdout + proc.stderr
