@@ -124,12 +124,12 @@ EXAMPLES = r'''
     certificates:
       - name: www
         certificate: "{{ certs.www }}"
-        fullchain_path: /etc/nginx/tls/www.crt
-        key_path: /etc/nginx/tls/www.key
+        fullchain_path: /etc/nginx/tls/www.example.com.crt
+        key_path: /etc/nginx/tls/www.example.com.key
       - name: api
         certificate: "{{ certs.api }}"
-        fullchain_path: /etc/nginx/tls/api.crt
-        key_path: /etc/nginx/tls/api.key
+        fullchain_path: /etc/nginx/tls/api.example.com.crt
+        key_path: /etc/nginx/tls/api.example.com.key
         verify:
           server_name: api.example.com
   register: nginx_deploy

@@ -129,9 +129,10 @@ class World:
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
         return builder.sign(issuer_key or key, hashes.SHA256())
 
-    def leaf(self, names, days=60):
-        """(certificate PEM, key PEM) for DNS names / IP addresses, signed by the sub-CA."""
-        key = ec.generate_private_key(ec.SECP256R1())
+    def leaf(self, names, days=60, key=None):
+        """(certificate PEM, key PEM) for DNS names / IP addresses, signed by the sub-CA (for
+        ``key`` when given: a renewal that keeps the key)."""
+        key = key or ec.generate_private_key(ec.SECP256R1())
         now = _now()
         general = []
         for entry in names:
@@ -211,6 +212,7 @@ class Setup:
         self.hosts = {}          # name -> address, appended to the sandbox's /etc/hosts
         self.skip_tasks = {}     # task name -> why it cannot run here (counted, not passed)
         self.net = False         # run in a private network namespace (only its own loopback)
+        self.overlay = []        # more copy-on-write directories than OVERLAY
         self.services = []       # started inside the sandbox before the playbook, stopped after
 
     def service(self, argv, log, ports, env=None, cwd=None):
@@ -325,8 +327,86 @@ def _acme(world, s, ctx):
     s.files['/usr/local/bin/dns-txt'] = (DNS_HOOK % (PYTHON, CHALLTESTSRV_API), 0o755)
 
 
+NGINX_CONF = '''
+worker_processes 1;
+pid {pid};
+error_log {logs}/error.log;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+{servers}
+}
+'''
+
+NGINX_SITE = '''
+    server {
+        listen 127.0.0.1:{port} ssl;
+        server_name {name};
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        return 204;
+    }
+'''
+
+#: ``systemctl`` of the nginx sandbox: nginx is its one unit and runs without a service manager
+SYSTEMCTL = '''#!/bin/sh
+case "$1 $2" in
+    "start nginx"|"start nginx.service") exec nginx ;;
+    "reload nginx"|"reload nginx.service") exec nginx -s reload ;;
+    "is-active nginx"|"is-active nginx.service") test -s /run/nginx.pid && kill -0 "$(cat /run/nginx.pid)" ;;
+    *) echo "systemctl (examples sandbox): only start, reload and is-active of nginx; got: $*" >&2; exit 1 ;;
+esac
+'''
+
+
+def _nginx(world, s, ctx):
+    """A real nginx from /etc/nginx/nginx.conf (pid /run/nginx.pid) serving www.example.com and
+    api.example.com on 127.0.0.1:443, a second one from /srv/nginx (its own configuration and
+    prefix) on 8443, both running in the sandbox's network namespace before the play, with the
+    keys and older certificates the examples replace; ``systemctl`` starts and reloads nginx."""
+    s.net = True
+    s.overlay.append('/run')
+    www_key = ec.generate_private_key(ec.SECP256R1())
+    api_key = ec.generate_private_key(ec.SECP256R1())
+    issued = world.leaf(['www.example.com', 'example.com'], key=www_key)[0]
+    s.vars['issued'] = {'certificate': issued, 'chain': _pem(world.sub)}
+    s.vars['certs'] = {'www': world.leaf(['www.example.com'], key=www_key)[0],
+                       'api': world.leaf(['api.example.com'], key=api_key)[0]}
+    sites = []
+    for name, key in (('www.example.com', www_key), ('api.example.com', api_key)):
+        s.files['/etc/nginx/tls/%s.crt' % name] = (world.leaf([name], days=10, key=key)[0], 0o644)
+        s.files['/etc/nginx/tls/%s.key' % name] = (_pem(key), 0o600)
+        sites.append(NGINX_SITE.replace('{port}', '443').replace('{name}', name)
+                     .replace('{cert}', '/etc/nginx/tls/%s.crt' % name).replace('{key}', '/etc/nginx/tls/%s.key' % name))
+    s.files['/etc/nginx/nginx.conf'] = (
+        NGINX_CONF.replace('{pid}', '/run/nginx.pid').replace('{logs}', '/var/log/nginx')
+        .replace('{tmp}', '/var/lib/nginx').replace('{servers}', ''.join(sites)), 0o644)
+    s.files['/var/lib/nginx/.keep'] = ('', 0o644)
+    s.files['/var/log/nginx/.keep'] = ('', 0o644)
+    s.files['/srv/nginx/tls/site.crt'] = (world.leaf(['site.example.com'], days=10, key=www_key)[0], 0o644)
+    s.files['/srv/nginx/tls/site.key'] = (_pem(www_key), 0o600)
+    s.files['/srv/nginx/logs/.keep'] = ('', 0o644)
+    s.files['/srv/nginx/nginx.conf'] = (
+        NGINX_CONF.replace('{pid}', '/srv/nginx/logs/nginx.pid').replace('{logs}', '/srv/nginx/logs')
+        .replace('{tmp}', '/srv/nginx/logs').replace('{servers}', NGINX_SITE.replace('{port}', '8443')
+                                                          .replace('{name}', 'site.example.com')
+                                                          .replace('{cert}', '/srv/nginx/tls/site.crt')
+                                                          .replace('{key}', '/srv/nginx/tls/site.key')), 0o644)
+    s.files['/usr/local/bin/systemctl'] = (SYSTEMCTL, 0o755)
+    s.service([NGINX, '-g', 'daemon off;'], ctx['tmp'] / 'nginx.log', [443])
+    s.service([NGINX, '-g', 'daemon off;', '-c', '/srv/nginx/nginx.conf', '-p', '/srv/nginx',
+               '-e', '/srv/nginx/logs/error.log'], ctx['tmp'] / 'nginx-srv.log', [8443])
+
+
 def setup_for(module, world, ctx):
     s = Setup()
+    if module == 'deploy_nginx':
+        _nginx(world, s, ctx)
     if module.startswith('acme_'):
         if not (os.path.exists(PEBBLE) and os.path.exists(CHALLTESTSRV)):
             pytest.skip('pebble and pebble-challtestsrv are not installed')
@@ -540,7 +620,6 @@ def examples_context(tmp_path):
 #: modules whose examples need a service this test does not stand up yet, and why
 NOT_RUN = {
     'deploy': 'needs running nginx, apache, caddy, postfix, dovecot, haproxy and a service manager',
-    'deploy_nginx': 'needs a running nginx under a service manager (systemctl)',
 }
 
 
@@ -579,7 +658,7 @@ def test_examples(module, ansible_home, sandbox_prefix, examples_context, tmp_pa
     results = work / 'results.json'
     base = tmp_path / 'sandbox'
     base.mkdir()
-    spec = {'base': str(base), 'overlay': list(OVERLAY), 'hosts': setup.hosts, 'files': setup.files,
+    spec = {'base': str(base), 'overlay': list(OVERLAY) + setup.overlay, 'hosts': setup.hosts, 'files': setup.files,
             'net': setup.net, 'services': setup.services,
             'cwd': str(work),
             'argv': [ANSIBLE_PLAYBOOK, '-i', str(work / 'inventory.ini'), str(work / 'playbook.yml')],
