@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import os
 
 from ansible_collections.certforge.pki.plugins.module_utils.core import files
@@ -228,13 +229,23 @@ def execute_account(ctx):
     key_created = _create_account_key(p, ctx.check_mode)
     if key_created and ctx.check_mode:
         return dict(changed=True, status='would_create', account_key_created=True, contact=p.get('contact') or [])
-    result = _execute_account(ctx, p)
+    answered = []
+    try:
+        result = _execute_account(ctx, p, answered)
+    except Exception:
+        # the CA never saw the new key (unreachable, TLS trust failure, bad directory): a rerun
+        # with the problem fixed makes it again, so none is left behind
+        if key_created and not answered:
+            with contextlib.suppress(OSError):
+                os.unlink(p['account_key_path'])
+        raise
     result['account_key_created'] = key_created
     result['changed'] = result['changed'] or key_created
     return result
 
 
-def _execute_account(ctx, p):
+def _execute_account(ctx, p, answered):
+    """``answered`` gets an entry once the CA has answered the first account lookup."""
     options = connector_options(p)
     issuer = connector.AcmeIssuer(options)
     client = issuer.client(need_account=False)
@@ -246,6 +257,7 @@ def _execute_account(ctx, p):
         if getattr(exc, 'acme_type', None) != 'accountDoesNotExist':
             raise
         exists = False
+    answered.append(True)
     directory = options['acme_directory']
     if state == 'absent':
         if not exists:
