@@ -391,12 +391,11 @@ def _nginx(world, s, ctx):
     s.files['/srv/nginx/tls/site.crt'] = (world.leaf(['site.example.com'], days=10, key=www_key)[0], 0o644)
     s.files['/srv/nginx/tls/site.key'] = (_pem(www_key), 0o600)
     s.files['/srv/nginx/logs/.keep'] = ('', 0o644)
+    site = (NGINX_SITE.replace('{port}', '8443').replace('{name}', 'site.example.com')
+            .replace('{cert}', '/srv/nginx/tls/site.crt').replace('{key}', '/srv/nginx/tls/site.key'))
     s.files['/srv/nginx/nginx.conf'] = (
         NGINX_CONF.replace('{pid}', '/srv/nginx/logs/nginx.pid').replace('{logs}', '/srv/nginx/logs')
-        .replace('{tmp}', '/srv/nginx/logs').replace('{servers}', NGINX_SITE.replace('{port}', '8443')
-                                                          .replace('{name}', 'site.example.com')
-                                                          .replace('{cert}', '/srv/nginx/tls/site.crt')
-                                                          .replace('{key}', '/srv/nginx/tls/site.key')), 0o644)
+        .replace('{tmp}', '/srv/nginx/logs').replace('{servers}', site), 0o644)
     s.files['/usr/local/bin/systemctl'] = (SYSTEMCTL, 0o755)
     s.service([NGINX, '-g', 'daemon off;'], ctx['tmp'] / 'nginx.log', [443])
     s.service([NGINX, '-g', 'daemon off;', '-c', '/srv/nginx/nginx.conf', '-p', '/srv/nginx',
@@ -466,8 +465,10 @@ def setup_for(module, world, ctx):
             s.files['/etc/certforge/api-bot.p12'] = (
                 base64.b64encode(Path(sim.client_p12).read_bytes()).decode(), 'b64:0600')
             s.skip_tasks['Client-certificate authentication from a PKCS#12 file'] = (
-                'talks to https://cert-manager.com:443; the simulator listens on a free port with a '
-                'TLS name of 127.0.0.1')
+                'talks to https://cert-manager.com:443 with client-certificate (mTLS) login; the '
+                'simulator runs in the test process on a free port of 127.0.0.1 with a TLS certificate '
+                'for 127.0.0.1/localhost only, and is not yet started as cert-manager.com:443 with mTLS '
+                'inside the sandbox network namespace')
     if module in NOT_RUN:
         s.skip_tasks.update((t.get('name'), NOT_RUN[module]) for t in examples_of(module))
     return s
