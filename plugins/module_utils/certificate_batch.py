@@ -123,7 +123,13 @@ class Batch:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 results = list(pool.map(self.one, requests))
         failed = [r for r in results if r.get('failed')]
-        out = dict(changed=any(r.get('changed') for r in results), results=results,
+        by_host, due = {}, []
+        for index, res in enumerate(results):
+            host = res.get('host')
+            by_host.setdefault(host, []).append(index)
+            if (res.get('changed') or res.get('failed') or res.get('status') == 'pending') and host not in due:
+                due.append(host)
+        out = dict(changed=any(r.get('changed') for r in results), results=results, by_host=by_host, due_hosts=due,
                    issued=sum(1 for r in results if r.get('changed') and r.get('certificate')),
                    pending=sum(1 for r in results if r.get('status') == 'pending'), failed_requests=len(failed))
         return out

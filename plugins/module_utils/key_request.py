@@ -63,12 +63,13 @@ def _argument_spec():
     spec['requests'] = dict(type='list', elements='dict', options=dict(
         (name, dict(opts)) for name, opts in REQUEST_OPTIONS.items()))
     spec['directory'] = dict(type='path')
+    spec['refuse'] = dict(type='list', elements='str')
     spec['directory_mode'] = dict(type='raw', default='0755')
     checks = {}
     for prefix in ('', 'requests.'):
         checks.update({prefix + 'privatekey_path': [_destination], prefix + 'csr_path': [_destination],
                        prefix + 'certificate_path': [optional_file]})
-    return ArgumentSpec(spec, required_one_of=[['privatekey_path', 'requests']], checks=checks)
+    return ArgumentSpec(spec, required_one_of=[['privatekey_path', 'requests', 'refuse']], checks=checks)
 
 
 SPEC = _argument_spec()
@@ -605,6 +606,8 @@ class Directory:
 def run(params, check_mode=False, diff=False, warn=None):
     """Plan every request (raising ConfigError before anything is written), then apply them
     in order.  Returns the module result."""
+    if params.get('refuse'):
+        raise ConfigError('; '.join(params['refuse']))
     cx509.require_cryptography()
     directory = Directory(params, check_mode) if params.get('directory') else None
     made_dirs = (directory.path,) if directory is not None and directory.made else ()

@@ -159,6 +159,17 @@ results:
       changed: true
       status: issued
       serial: 0A1B2C3D
+by_host:
+  description: For each host, the positions of its requests in RV(results).
+  returned: always
+  type: dict
+  sample: {web1: [0, 1], web2: [2]}
+due_hosts:
+  description: Hosts with a certificate issued, renewed, pending or failed (something to deploy or report).
+  returned: always
+  type: list
+  elements: str
+  sample: [web1]
 issued:
   description: How many certificates were issued or renewed.
   returned: always

@@ -153,6 +153,12 @@ options:
     description: Mode of O(directory) as an octal string.
     type: raw
     default: '0755'
+  refuse:
+    description:
+      - Problems found before the call (the certificate role checks its variables in the same task this way).
+        When not empty the module does nothing and fails with these messages; the other options are not needed.
+    type: list
+    elements: str
   requests:
     description:
       - Several keys and CSRs in one call. Each entry takes the per-certificate options above; options given at the
