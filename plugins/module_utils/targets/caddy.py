@@ -122,14 +122,18 @@ class CaddyTarget(FilesTarget):
 
     def _api(self, method, path, body=None):
         import urllib.error
-        import urllib.request
+        from ansible.module_utils.urls import open_url
         data = json.dumps(body).encode('utf-8') if body is not None else None
         headers = {'Content-Type': 'application/json', 'Cache-Control': 'must-revalidate'}
-        req = urllib.request.Request(self.admin_url + path, data=data, method=method, headers=headers)
         timeout = float(self.options.get('api_timeout') or 15.0)
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as answer:
+            # the admin endpoint is local to the host: no proxy from the environment
+            answer = open_url(self.admin_url + path, data=data, method=method, headers=headers,
+                              timeout=timeout, use_proxy=False, follow_redirects='none')
+            try:
                 raw = answer.read()
+            finally:
+                answer.close()
         except urllib.error.HTTPError as exc:
             text = exc.read().decode('utf-8', 'replace')
             try:
