@@ -214,11 +214,16 @@ class Setup:
         self.net = False         # run in a private network namespace (only its own loopback)
         self.overlay = []        # more copy-on-write directories than OVERLAY
         self.services = []       # started inside the sandbox before the playbook, stopped after
+        self.phase_of = {}       # task name -> phase: run in a sandbox of its own with that phase's servers
 
-    def service(self, argv, log, ports, env=None, cwd=None):
-        """A server started inside the sandbox; the playbook starts once every port listens."""
+    def service(self, argv, log, ports, env=None, cwd=None, phase=None, paths=(), stop=None):
+        """A server started inside the sandbox; the playbook starts once every port listens and
+        every path (a socket) exists.  ``phase``: only in the sandbox of that phase (servers that
+        need the same port as another one, each verified on 443); ``stop``: a command run before
+        the server's process is terminated."""
         self.services.append({'argv': [str(a) for a in argv], 'log': str(log), 'ports': list(ports),
-                              'env': dict(env or {}), 'cwd': str(cwd) if cwd else None})
+                              'env': dict(env or {}), 'cwd': str(cwd) if cwd else None, 'phase': phase,
+                              'paths': [str(p) for p in paths], 'stop': [str(a) for a in stop] if stop else None})
 
     def trust(self, ca_pem):
         """Add ``ca_pem`` to the sandbox's system trust store and point requests at it."""
@@ -519,14 +524,18 @@ try:
                                         stderr=subprocess.STDOUT, cwd=service['cwd'],
                                         env=dict(os.environ, **service['env'])))
         deadline = time.monotonic() + 30
-        while not all(listening(port) for port in service['ports']):
+        while not (all(listening(port) for port in service['ports'])
+                   and all(os.path.exists(path) for path in service['paths'])):
             if started[-1].poll() is not None or time.monotonic() > deadline:
                 sys.exit('SANDBOX: %s did not start (rc=%s), see %s'
                          % (service['argv'][0], started[-1].poll(), service['log']))
             time.sleep(0.05)
     rc = subprocess.run(spec['argv'], env=spec['env'], cwd=spec['cwd'], stdin=subprocess.DEVNULL).returncode
 finally:
-    for process in reversed(started):
+    for service, process in reversed(list(zip(spec['services'], started))):
+        if service['stop'] and process.poll() is None:
+            subprocess.run(service['stop'], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=30, check=False)
         process.terminate()
         try:
             process.wait(10)
@@ -650,6 +659,46 @@ DEPLOY_NOT_RUN = {
 }
 
 
+
+def _run_phase(module, setup, tasks, phase, tmp_path, ansible_home, sandbox_prefix):
+    """One ansible-playbook run of ``tasks`` in a sandbox of its own with the servers of ``phase``
+    (the setup play, files, variables and environment are the same in every phase)."""
+    work = tmp_path / 'work'
+    work.mkdir(parents=True)
+    for rel, text in setup.local_files.items():
+        (work / rel).parent.mkdir(parents=True, exist_ok=True)
+        (work / rel).write_text(text)
+    plays = []
+    if setup.tasks:
+        plays.append({'name': 'World for the %s examples' % module, 'hosts': 'localhost',
+                      'gather_facts': False, 'tasks': setup.tasks})
+    example_play = {'name': 'EXAMPLES of certforge.pki.%s%s' % (module, ' (%s)' % phase if phase else ''),
+                    'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}
+    if setup.vars:
+        example_play['vars'] = setup.vars
+    if setup.module_defaults:
+        example_play['module_defaults'] = setup.module_defaults
+    plays.append(example_play)
+    (work / 'playbook.yml').write_text(yaml.safe_dump(plays, sort_keys=False))
+    (work / 'inventory.ini').write_text('localhost ansible_connection=local ansible_python_interpreter=%s\n' % PYTHON)
+    results = work / 'results.json'
+    base = tmp_path / 'sandbox'
+    base.mkdir()
+    spec = {'base': str(base), 'overlay': list(OVERLAY) + setup.overlay, 'hosts': setup.hosts, 'files': setup.files,
+            'net': setup.net, 'services': [s for s in setup.services if s['phase'] == phase],
+            'cwd': str(work),
+            'argv': [ANSIBLE_PLAYBOOK, '-i', str(work / 'inventory.ini'), str(work / 'playbook.yml')],
+            'env': _env(ansible_home, dict(setup.env, CERTFORGE_TEST_RESULTS=str(results),
+                                           CERTFORGE_ORDER_STORE=str(tmp_path / 'orders')))}
+    (tmp_path / 'spec.json').write_text(json.dumps(spec))
+    (tmp_path / 'sandbox.py').write_text(SANDBOX)
+    prefix = sandbox_prefix + (['--net'] if setup.net else [])
+    proc = subprocess.run(prefix + [PYTHON, str(tmp_path / 'sandbox.py'), str(tmp_path / 'spec.json')],
+                          capture_output=True, text=True, timeout=300, check=False)
+    data = json.loads(results.read_text()) if results.exists() else {'stats': {}, 'tasks': []}
+    return proc.returncode, data, proc.stdout + proc.stderr
+
+
 @pytest.mark.parametrize('module', MODULES)
 def test_examples(module, ansible_home, sandbox_prefix, examples_context, tmp_path, request):
     tasks = examples_of(module)
@@ -664,51 +713,26 @@ def test_examples(module, ansible_home, sandbox_prefix, examples_context, tmp_pa
         sys.stderr.write('EXAMPLES not run: %s / %s: %s\n' % (module, name, why))
     if not runnable:
         pytest.xfail('%s: %s' % (module, '; '.join(sorted(set(str(v) for v in setup.skip_tasks.values())))))
-    work = tmp_path / 'work'
-    work.mkdir()
-    for rel, text in setup.local_files.items():
-        (work / rel).parent.mkdir(parents=True, exist_ok=True)
-        (work / rel).write_text(text)
-    plays = []
-    if setup.tasks:
-        plays.append({'name': 'World for the %s examples' % module, 'hosts': 'localhost',
-                      'gather_facts': False, 'tasks': setup.tasks})
-    example_play = {'name': 'EXAMPLES of certforge.pki.%s' % module, 'hosts': 'localhost',
-                    'gather_facts': False, 'tasks': runnable}
-    if setup.vars:
-        example_play['vars'] = setup.vars
-    if setup.module_defaults:
-        example_play['module_defaults'] = setup.module_defaults
-    plays.append(example_play)
-    (work / 'playbook.yml').write_text(yaml.safe_dump(plays, sort_keys=False))
-    (work / 'inventory.ini').write_text('localhost ansible_connection=local ansible_python_interpreter=%s\n' % PYTHON)
-    results = work / 'results.json'
-    base = tmp_path / 'sandbox'
-    base.mkdir()
-    spec = {'base': str(base), 'overlay': list(OVERLAY) + setup.overlay, 'hosts': setup.hosts, 'files': setup.files,
-            'net': setup.net, 'services': setup.services,
-            'cwd': str(work),
-            'argv': [ANSIBLE_PLAYBOOK, '-i', str(work / 'inventory.ini'), str(work / 'playbook.yml')],
-            'env': _env(ansible_home, dict(setup.env, CERTFORGE_TEST_RESULTS=str(results),
-                                           CERTFORGE_ORDER_STORE=str(tmp_path / 'orders')))}
-    (tmp_path / 'spec.json').write_text(json.dumps(spec))
-    (tmp_path / 'sandbox.py').write_text(SANDBOX)
-    prefix = sandbox_prefix + (['--net'] if setup.net else [])
-    proc = subprocess.run(prefix + [PYTHON, str(tmp_path / 'sandbox.py'), str(tmp_path / 'spec.json')],
-                          capture_output=True, text=True, timeout=300, check=False)
-    data = json.loads(results.read_text()) if results.exists() else {'stats': {}, 'tasks': []}
-    output = proc.stdout + proc.stderr
-    status = {}
-    for entry in data['tasks']:
-        status[entry['task']] = (entry['status'], entry['result'])
+    phases = [None] + sorted(set(p for p in setup.phase_of.values()))
+    status, output, rcs = {}, '', []
+    for phase in phases:
+        tasks_here = [t for t in runnable if setup.phase_of.get(t.get('name')) == phase]
+        if not tasks_here:
+            continue
+        rc, data, out = _run_phase(module, setup, tasks_here, phase, tmp_path / (phase or 'main'),
+                                   ansible_home, sandbox_prefix)
+        rcs.append(rc)
+        output += out
+        for entry in data['tasks']:
+            status[entry['task']] = (entry['status'], entry['result'])
     passed = [n for n in counted if n in status and status[n][0] in ('ok', 'changed', 'skipped')]
     _SUMMARY['passed'] += len(passed)
     failed = dict((n, status.get(n, ('did not run', None))) for n in counted
                   if n not in passed and n not in setup.skip_tasks)
     exception = EXCEPTION_TEXT.search(output)
-    assert proc.returncode == 0 and not failed and not exception, \
+    assert not any(rcs) and not failed and not exception, \
         'examples of %s: rc=%s failed=%s exception=%s\n%s' % (
-            module, proc.returncode, json.dumps(failed, default=str)[:3000],
+            module, rcs, json.dumps(failed, default=str)[:3000],
             exception.group(0) if exception else None, output[-5000:])
     if setup.skip_tasks:
         pytest.xfail('%s: not run here: %s' % (module, json.dumps(setup.skip_tasks)))
