@@ -407,6 +407,194 @@ def _nginx(world, s, ctx):
                '-e', '/srv/nginx/logs/error.log'], ctx['tmp'] / 'nginx-srv.log', [8443])
 
 
+APACHE2_CONF = """\
+ServerRoot /etc/apache2
+ServerName www.example.com
+PidFile /run/apache2/apache2.pid
+DefaultRuntimeDir /run/apache2
+Mutex file:/run/apache2 default
+ErrorLog /var/log/apache2/error.log
+LogLevel warn
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule socache_shmcb_module /usr/lib/apache2/modules/mod_socache_shmcb.so
+LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so
+User www-data
+Group www-data
+StartServers 1
+ServerLimit 2
+ThreadsPerChild 8
+MaxRequestWorkers 16
+SSLSessionCache shmcb:/run/apache2/ssl_scache(512000)
+Listen 127.0.0.1:443 https
+<VirtualHost 127.0.0.1:443>
+    ServerName www.example.com
+    DocumentRoot /var/www/html
+    SSLEngine on
+    SSLCertificateFile /etc/apache2/tls/www.example.com.crt
+    SSLCertificateChainFile /etc/apache2/tls/www.example.com.chain.crt
+    SSLCertificateKeyFile /etc/apache2/tls/www.example.com.key
+</VirtualHost>
+"""
+
+HAPROXY_CFG = """\
+global
+    pidfile /run/haproxy.pid
+    stats socket /run/haproxy/admin.sock mode 600 level admin expose-fd listeners
+    stats timeout 30s
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+
+frontend www
+    bind 127.0.0.1:443 ssl crt /etc/haproxy/tls/www.example.com.pem
+    http-request return status 200 content-type text/plain string "ok"
+"""
+
+POSTFIX_MAIN = """\
+compatibility_level = 3.6
+queue_directory = /var/spool/postfix
+data_directory = /var/lib/postfix
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mail.example.com
+mydestination =
+alias_maps =
+alias_database =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relayhost =
+local_transport = error:local delivery disabled
+default_transport = error:outbound delivery disabled
+relay_transport = error:outbound delivery disabled
+maillog_file = /var/log/postfix.log
+smtpd_tls_chain_files = /etc/postfix/tls/mail.example.com.key, /etc/postfix/tls/mail.example.com.crt
+smtpd_tls_security_level = may
+"""
+
+POSTFIX_MASTER = """\
+127.0.0.1:25 inet n - n - - smtpd
+pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+tlsmgr unix - - n 1000? 1 tlsmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+smtp unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+"""
+
+DOVECOT_CONF = """\
+base_dir = /run/dovecot
+state_dir = /var/lib/dovecot
+log_path = /var/log/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = required
+ssl_cert = </etc/dovecot/tls/mail.example.com.crt
+ssl_key = </etc/dovecot/tls/mail.example.com.key
+service imap-login {
+  inet_listener imap {
+    port = 0
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = 993
+    ssl = yes
+  }
+}
+auth_mechanisms = plain
+passdb {
+  driver = static
+  args = password=example
+}
+userdb {
+  driver = static
+  args = uid=dovecot gid=dovecot home=/var/lib/dovecot/home/%u
+}
+mail_location = maildir:~/Maildir
+"""
+
+
+def _deploy_servers(world, s, ctx):
+    """The servers of the other deploy examples, from the configuration paths those examples
+    name, with the key the issued certificate belongs to and an older certificate to replace:
+    postfix (STARTTLS on 25) and dovecot (IMAPS on 993) next to nginx; apache, caddy and haproxy
+    each in a phase of its own, since each serves www.example.com on 443 (checked there)."""
+    key_pem = s.files['/etc/nginx/tls/www.example.com.key'][0]
+    key = serialization.load_pem_private_key(key_pem.encode(), None)
+    logs = ctx['tmp']
+    old_www = world.leaf(['www.example.com'], days=10, key=key)[0]
+    old_mail = world.leaf(['mail.example.com'], days=10, key=key)[0]
+    for directory, name, cert in (('postfix', 'mail', old_mail), ('dovecot', 'mail', old_mail),
+                                  ('apache2', 'www', old_www), ('caddy', 'www', old_www),
+                                  ('haproxy', 'www', old_www)):
+        s.files['/etc/%s/tls/%s.example.com.key' % (directory, name)] = (key_pem, 0o600)
+        s.files['/etc/%s/tls/%s.example.com.crt' % (directory, name)] = (cert + _pem(world.sub), 0o644)
+    # postfix: the instance of /etc/postfix; master in the foreground, "postfix stop" first
+    s.files['/etc/postfix/main.cf'] = (POSTFIX_MAIN, 0o644)
+    s.files['/etc/postfix/master.cf'] = (POSTFIX_MASTER, 0o644)
+    postfix = shutil.which('postfix', path='/usr/sbin:/sbin') or '/usr/sbin/postfix'
+    s.service([postfix, '-c', '/etc/postfix', 'start-fg'], logs / 'postfix.log', [25],
+              stop=[postfix, '-c', '/etc/postfix', 'stop'])
+    # dovecot: /etc/dovecot/dovecot.conf (doveconf -n and doveadm reload read it)
+    s.files['/etc/dovecot/dovecot.conf'] = (DOVECOT_CONF, 0o644)
+    s.service([shutil.which('dovecot', path='/usr/sbin:/sbin') or '/usr/sbin/dovecot', '-F'],
+              logs / 'dovecot.log', [993])
+    # apache2 from /etc/apache2/apache2.conf (apache2ctl -t and graceful read it)
+    s.files['/etc/apache2/apache2.conf'] = (APACHE2_CONF, 0o644)
+    s.files['/etc/apache2/tls/www.example.com.crt'] = (old_www, 0o644)
+    s.files['/etc/apache2/tls/www.example.com.chain.crt'] = (_pem(world.sub), 0o644)
+    s.files['/var/www/html/index.html'] = ('ok\n', 0o644)
+    s.files['/var/log/apache2/.keep'] = ('', 0o644)
+    s.files['/run/apache2/.keep'] = ('', 0o644)
+    s.service([shutil.which('apache2', path='/usr/sbin:/sbin') or '/usr/sbin/apache2', '-DFOREGROUND'],
+              logs / 'apache2.log', [443], phase='apache')
+    # caddy with its admin API on localhost:2019, the certificate loaded from /etc/caddy/tls
+    caddy = {
+        'admin': {'listen': 'localhost:2019', 'config': {'persist': False}},
+        'storage': {'module': 'file_system', 'root': '/var/lib/caddy'},
+        'apps': {
+            'http': {'http_port': 8080, 'https_port': 443, 'servers': {'www': {
+                'listen': ['127.0.0.1:443'], 'protocols': ['h1', 'h2'],
+                'automatic_https': {'disable': True}, 'tls_connection_policies': [{}],
+                'routes': [{'handle': [{'handler': 'static_response', 'body': 'ok\n'}]}]}}},
+            'tls': {'certificates': {'load_files': [
+                {'certificate': '/etc/caddy/tls/www.example.com.crt',
+                 'key': '/etc/caddy/tls/www.example.com.key'}]}},
+        },
+    }
+    s.files['/etc/caddy/caddy.json'] = (json.dumps(caddy, indent=2), 0o644)
+    s.service([shutil.which('caddy') or '/usr/bin/caddy', 'run', '--config', '/etc/caddy/caddy.json'],
+              logs / 'caddy.log', [443, 2019], phase='caddy',
+              env={'HOME': '/var/lib/caddy', 'XDG_DATA_HOME': '/var/lib/caddy', 'XDG_CONFIG_HOME': '/etc/caddy'})
+    # haproxy in master-worker mode: admin socket (runtime API) and master socket (reload)
+    s.files['/etc/haproxy/haproxy.cfg'] = (HAPROXY_CFG, 0o644)
+    s.files['/etc/haproxy/tls/www.example.com.pem'] = (old_www + _pem(world.sub) + key_pem, 0o600)
+    s.files['/run/haproxy/.keep'] = ('', 0o644)
+    s.service([shutil.which('haproxy', path='/usr/sbin:/sbin') or '/usr/sbin/haproxy', '-W', '-db',
+               '-S', '/run/haproxy/master.sock,mode,600', '-f', '/etc/haproxy/haproxy.cfg'],
+              logs / 'haproxy.log', [443], phase='haproxy',
+              paths=['/run/haproxy/admin.sock', '/run/haproxy/master.sock'])
+    for name, phase in DEPLOY_PHASES.items():
+        s.phase_of[name] = phase
+
+
 def setup_for(module, world, ctx):
     s = Setup()
     if module in ('deploy', 'deploy_nginx'):
@@ -419,6 +607,7 @@ def setup_for(module, world, ctx):
         s.files['/etc/envoy/sds/.keep'] = ('', 0o644)
         s.vars['vault_app_p12_password'] = 'example-p12-password'
         s.skip_tasks.update(DEPLOY_NOT_RUN)
+        _deploy_servers(world, s, ctx)
     if module.startswith('acme_'):
         if not (os.path.exists(PEBBLE) and os.path.exists(CHALLTESTSRV)):
             pytest.skip('pebble and pebble-challtestsrv are not installed')
@@ -638,24 +827,25 @@ def examples_context(tmp_path):
 #: modules whose examples need a service this test does not stand up yet, and why
 NOT_RUN = {}
 
-#: deploy examples for servers this test does not run in the sandbox yet (the nginx, PKCS#12,
-#: envoy SDS file and files examples run)
+#: deploy examples that run in a sandbox of their own, with the server they need on 443
+DEPLOY_PHASES = {
+    'Apache with mod_ssl, separate certificate and chain files, graceful reload': 'apache',
+    'Caddy, certificate loaded through the admin API (no restart)': 'caddy',
+    'HAProxy, certificate swapped through the runtime API (no reload); the file is written too': 'haproxy',
+    'HAProxy, config test then a master-worker reload through the master CLI': 'haproxy',
+}
+
+#: deploy examples for servers this test cannot run in the sandbox (the nginx, postfix, dovecot,
+#: PKCS#12, envoy SDS file and files examples run in one sandbox, apache, caddy and haproxy each
+#: in one of their own)
 DEPLOY_NOT_RUN = {
-    'Apache with mod_ssl, separate certificate and chain files, graceful reload':
-        'needs apache2 with mod_ssl serving www.example.com on 443 next to the nginx there',
-    'Caddy, certificate loaded through the admin API (no restart)':
-        'needs caddy with its admin API on localhost:2019 serving www.example.com on 443',
-    'Postfix (STARTTLS on port 25) with a private instance directory':
-        'needs a postfix instance from /etc/postfix with STARTTLS on port 25',
-    'Dovecot (IMAPS)': 'needs dovecot with IMAPS on port 993',
     'One alias of a Java keystore, then restart the application':
-        'needs a Tomcat 10 unit under a service manager (systemctl restart tomcat10)',
-    'HAProxy, certificate swapped through the runtime API (no reload); the file is written too':
-        'needs haproxy with the admin socket /run/haproxy/admin.sock serving www.example.com on 443',
-    'HAProxy, config test then a master-worker reload through the master CLI':
-        'needs haproxy in master-worker mode from /etc/haproxy/haproxy.cfg with /run/haproxy/master.sock',
+        'needs Tomcat 10 (not installed here) under a service manager: the example restarts it through '
+        'the deploy task\'s restart_command (systemctl restart tomcat10), which a stand-in could only '
+        'pretend to do',
     'Traefik (file provider watching /etc/traefik/dynamic), key and certificate switched by one link rename':
-        'needs traefik (not installed here) serving www.example.com on 443',
+        'needs traefik (not installed here, no Debian package): the example verifies the served serial '
+        'of www.example.com on 443 after the file provider reloads',
 }
 
 
