@@ -240,6 +240,8 @@ EXAMPLES = r'''
     csr_path: /etc/certforge/csr/api.csr
     profile: Sectigo OV SSL
     term: 365
+    custom_fields:
+      cost-center: CC-42
     wait_timeout: 120
     certificate_path: /etc/certforge/certs/api.crt
 

@@ -150,9 +150,9 @@ class World:
         return _pem(cert), _pem(key)
 
     @staticmethod
-    def csr(names):
+    def csr(names, org=None):
         key = ec.generate_private_key(ec.SECP256R1())
-        csr = (x509.CertificateSigningRequestBuilder().subject_name(_name(names[0]))
+        csr = (x509.CertificateSigningRequestBuilder().subject_name(_name(names[0], org))
                .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
                .sign(key, hashes.SHA256()))
         return _pem(csr), _pem(key)
@@ -215,6 +215,8 @@ class Setup:
         self.overlay = []        # more copy-on-write directories than OVERLAY
         self.services = []       # started inside the sandbox before the playbook, stopped after
         self.phase_of = {}       # task name -> phase: run in a sandbox of its own with that phase's servers
+        self.net_phases = set()  # phases in a private network namespace (all of them with ``net``)
+        self.phase_tasks = {}    # phase -> more setup tasks there (what earlier example tasks made)
 
     def service(self, argv, log, ports, env=None, cwd=None, phase=None, paths=(), stop=None):
         """A server started inside the sandbox; the playbook starts once every port listens and
@@ -595,6 +597,36 @@ def _deploy_servers(world, s, ctx):
         s.phase_of[name] = phase
 
 
+CERT_MANAGER_TASK = 'Client-certificate authentication from a PKCS#12 file'
+
+
+def _cert_manager(world, s, ctx, sim):
+    """The PKCS#12 example talks to https://cert-manager.com with client-certificate login: a
+    second simulator (same login and customer URI) runs as cert-manager.com:443 in the network
+    namespace of that task's phase, with a TLS certificate for that name from the test CA and the
+    first simulator's CA for client certificates, so the example's /etc/certforge/api-bot.p12 (the
+    first simulator's client certificate) logs in.  Both CAs are in the sandbox's system trust,
+    which the examples use (no ca_bundle in them)."""
+    root = ctx['tmp'] / 'cert-manager.com'
+    root.mkdir()
+    cert, key = world.leaf(['cert-manager.com'])
+    (root / 'tls.pem').write_text(cert + _pem(world.sub))
+    (root / 'tls.key').write_text(key)
+    s.env.pop('SECTIGO_CA_BUNDLE', None)
+    s.trust(sim.root_pem + _pem(world.root))
+    s.hosts['cert-manager.com'] = '127.0.0.1'
+    s.phase_of[CERT_MANAGER_TASK] = 'cert-manager.com'
+    s.net_phases.add('cert-manager.com')
+    s.phase_tasks['cert-manager.com'] = [{
+        'name': 'world: /etc/certforge/certs, as the examples before this one made it',
+        'ansible.builtin.file': {'path': '/etc/certforge/certs', 'state': 'directory', 'mode': '0755'}}]
+    s.service([PYTHON, '-m', 'tests.simulators.sectigo_scm', '--port', '443', '--tls', '--realtime',
+               '--login', sim.login, '--customer-uri', sim.customer_uri, '--issue-delay', '1',
+               '--server-cert', root / 'tls.pem', '--server-key', root / 'tls.key',
+               '--client-ca', sim.ca_bundle, '--dir', root / 'simulator'],
+              root / 'simulator.log', [443], cwd=REPO, phase='cert-manager.com')
+
+
 def setup_for(module, world, ctx):
     s = Setup()
     if module in ('deploy', 'deploy_nginx'):
@@ -654,15 +686,12 @@ def setup_for(module, world, ctx):
         s.vars['vault_sectigo_password'] = sim.password
         if module == 'sectigo_certificate':
             s.files['/etc/certforge/csr/www.csr'] = (world.csr(['www.example.com'])[0], 0o644)
-            s.files['/etc/certforge/csr/api.csr'] = (world.csr(['api.example.com'])[0], 0o644)
+            # an OV request names its organization (the PKCS#12 example enrolls under the CSR's O=)
+            s.files['/etc/certforge/csr/api.csr'] = (world.csr(['api.example.com'], 'Example Org')[0], 0o644)
             s.vars['vault_p12_passphrase'] = sim.client_p12_passphrase
             s.files['/etc/certforge/api-bot.p12'] = (
                 base64.b64encode(Path(sim.client_p12).read_bytes()).decode(), 'b64:0600')
-            s.skip_tasks['Client-certificate authentication from a PKCS#12 file'] = (
-                'talks to https://cert-manager.com:443 with client-certificate (mTLS) login; the '
-                'simulator runs in the test process on a free port of 127.0.0.1 with a TLS certificate '
-                'for 127.0.0.1/localhost only, and is not yet started as cert-manager.com:443 with mTLS '
-                'inside the sandbox network namespace')
+            _cert_manager(world, s, ctx, sim)
     if module in NOT_RUN:
         s.skip_tasks.update((t.get('name'), NOT_RUN[module]) for t in examples_of(module))
     return s
@@ -859,9 +888,10 @@ def _run_phase(module, setup, tasks, phase, tmp_path, ansible_home, sandbox_pref
         (work / rel).parent.mkdir(parents=True, exist_ok=True)
         (work / rel).write_text(text)
     plays = []
-    if setup.tasks:
+    setup_tasks = setup.tasks + setup.phase_tasks.get(phase, [])
+    if setup_tasks:
         plays.append({'name': 'World for the %s examples' % module, 'hosts': 'localhost',
-                      'gather_facts': False, 'tasks': setup.tasks})
+                      'gather_facts': False, 'tasks': setup_tasks})
     example_play = {'name': 'EXAMPLES of certforge.pki.%s%s' % (module, ' (%s)' % phase if phase else ''),
                     'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}
     if setup.vars:
@@ -874,15 +904,16 @@ def _run_phase(module, setup, tasks, phase, tmp_path, ansible_home, sandbox_pref
     results = work / 'results.json'
     base = tmp_path / 'sandbox'
     base.mkdir()
+    net = setup.net or phase in setup.net_phases
     spec = {'base': str(base), 'overlay': list(OVERLAY) + setup.overlay, 'hosts': setup.hosts, 'files': setup.files,
-            'net': setup.net, 'services': [s for s in setup.services if s['phase'] == phase],
+            'net': net, 'services': [s for s in setup.services if s['phase'] == phase],
             'cwd': str(work),
             'argv': [ANSIBLE_PLAYBOOK, '-i', str(work / 'inventory.ini'), str(work / 'playbook.yml')],
             'env': _env(ansible_home, dict(setup.env, CERTFORGE_TEST_RESULTS=str(results),
                                            CERTFORGE_ORDER_STORE=str(tmp_path / 'orders')))}
     (tmp_path / 'spec.json').write_text(json.dumps(spec))
     (tmp_path / 'sandbox.py').write_text(SANDBOX)
-    prefix = sandbox_prefix + (['--net'] if setup.net else [])
+    prefix = sandbox_prefix + (['--net'] if net else [])
     proc = subprocess.run(prefix + [PYTHON, str(tmp_path / 'sandbox.py'), str(tmp_path / 'spec.json')],
                           capture_output=True, text=True, timeout=300, check=False)
     data = json.loads(results.read_text()) if results.exists() else {'stats': {}, 'tasks': []}

@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 
-from .server import Simulator
+from .server import DEFAULT_CUSTOMER_URI, DEFAULT_LOGIN, Simulator
 
 
 def main(argv=None):
@@ -29,12 +29,29 @@ def main(argv=None):
                         '(default: a new temporary directory, removed on exit)')
     parser.add_argument('--pending-code', type=int, default=0, choices=(0, -183, -1400),
                         help='error code of the collect "not ready" answer (default 0)')
+    parser.add_argument('--login', default=DEFAULT_LOGIN, help='the API admin login (default %(default)s)')
+    parser.add_argument('--customer-uri', default=DEFAULT_CUSTOMER_URI,
+                        help='the customer URI (default %(default)s)')
+    parser.add_argument('--issue-delay', type=float, metavar='SECONDS',
+                        help='seconds until an order is issued, for every validation type '
+                        '(default: DV 5, OV 60, EV 10)')
+    parser.add_argument('--server-cert', metavar='PEM',
+                        help='TLS certificate chain to serve instead of the own one (with --server-key)')
+    parser.add_argument('--server-key', metavar='PEM', help='key of --server-cert')
+    parser.add_argument('--client-ca', metavar='PEM',
+                        help='CA certificates that sign accepted client certificates (default: the own root)')
     parser.add_argument('--verbose', action='store_true', help='log every request to stderr')
     args = parser.parse_args(argv)
+    if bool(args.server_cert) != bool(args.server_key):
+        parser.error('--server-cert and --server-key go together')
 
     workdir = os.path.abspath(args.dir) if args.dir else None
     sim = Simulator(host=args.host, port=args.port, tls=args.tls, mtls=args.mtls, realtime=args.realtime,
-                    workdir=workdir, seed=args.seed, pending_code=args.pending_code, verbose=args.verbose)
+                    workdir=workdir, seed=args.seed, pending_code=args.pending_code, verbose=args.verbose,
+                    login=args.login, customer_uri=args.customer_uri,
+                    issue_delays=(dict.fromkeys(('DV', 'OV', 'EV'), args.issue_delay)
+                                  if args.issue_delay is not None else None),
+                    server_cert=args.server_cert, server_key=args.server_key, client_ca=args.client_ca)
     sim.start()
     info = {
         'base_url': sim.base_url,

@@ -384,7 +384,8 @@ class Simulator:
                  login=DEFAULT_LOGIN, password=DEFAULT_PASSWORD, customer_uri=DEFAULT_CUSTOMER_URI,
                  approver_login=DEFAULT_APPROVER, approver_password=DEFAULT_APPROVER_PASSWORD,
                  p12_passphrase=DEFAULT_P12_PASSPHRASE, issue_delays=None, pending_code=0,
-                 unknown_id='not_found', revoke_requires_reason_code=False, seed=0, verbose=False):
+                 unknown_id='not_found', revoke_requires_reason_code=False, seed=0, verbose=False,
+                 server_cert=None, server_key=None, client_ca=None):
         if host not in ('127.0.0.1', 'localhost', '::1'):
             raise ValueError('the simulator binds to loopback only')
         self.host, self.port, self.tls, self.mtls = host, port, tls or mtls, mtls
@@ -396,6 +397,12 @@ class Simulator:
         self.workdir = workdir or tempfile.mkdtemp(prefix='scm-sim-')
         self.pki = SimulatorPKI(login)
         self.paths = self.pki.write(self.workdir, login, p12_passphrase)
+        # a TLS certificate of another CA (a host name the clients resolve to the simulator) and
+        # the CA that signs accepted client certificates (another simulator's, whose client.p12
+        # then logs in here); the simulator's own by default
+        if server_cert:
+            self.paths.update(server_cert=server_cert, server_key=server_key)
+        self.client_ca = client_ca
         self.clock = SimClock(realtime=realtime)
         self.tenant = Tenant(self.pki, self.clock, login, password, customer_uri, approver_login,
                              approver_password, issue_delays=issue_delays, pending_code=pending_code,
@@ -457,7 +464,10 @@ class Simulator:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             context.load_cert_chain(self.paths['server_cert'], self.paths['server_key'])
-            context.load_verify_locations(cadata=self.pki.root_pem)
+            if self.client_ca:
+                context.load_verify_locations(cafile=self.client_ca)
+            else:
+                context.load_verify_locations(cadata=self.pki.root_pem)
             context.verify_mode = ssl.CERT_REQUIRED if self.mtls else ssl.CERT_OPTIONAL
             httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
         self.port = httpd.server_address[1]
