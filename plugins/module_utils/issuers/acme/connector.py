@@ -339,6 +339,7 @@ class AcmeIssuer(IssuerConnector):
     def _authorizations(self, order, client):
         solver = self.solver()
         answer = []
+        again = set()            # answered by an earlier (killed) run, answered again now
         waiting_for_user = False
         for url in order.details.get('authorizations') or []:
             authz, dummy = client.get(url)
@@ -362,6 +363,7 @@ class AcmeIssuer(IssuerConnector):
                     self._answered_now.add(info['url'])
                     if selected.get('status') == 'pending':
                         answer.append(info)
+                        again.add(info['url'])
                 continue
             if solver.can_fulfil(info['type']):
                 solver.fulfil(info)
@@ -378,7 +380,14 @@ class AcmeIssuer(IssuerConnector):
         if answer:
             solver.ready(clock=self.clock, sleep=self.sleep)
             for info in answer:
-                client.respond(info['url'])
+                try:
+                    client.respond(info['url'])
+                except (PermanentError, ConfigError):
+                    # answered again for a killed run: the CA may have finished validating in
+                    # the meantime ("cannot update challenge with status valid"); the next
+                    # round reads the real status
+                    if info['url'] not in again:
+                        raise
                 self._answered_now.add(info['url'])
                 if info['url'] not in order.details['answered']:
                     order.details['answered'].append(info['url'])
