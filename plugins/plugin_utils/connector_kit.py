@@ -47,6 +47,12 @@ class NotApplicable(Exception):
     """The setup declares a clause does not apply to this connector (with the reason)."""
 
 
+def _require(condition, message='a conformance clause failed'):
+    """A clause's check: raise AssertionError (the kit reports the clause as failed)."""
+    if not condition:
+        raise AssertionError(message)
+
+
 def clause(kind):
     def register(func):
         CLAUSES[kind].append(func)
@@ -169,7 +175,7 @@ def _issue(kit, name, common_name=None, wait=30, store=None, connector=None, opt
 @clause('issuer')
 def registers_and_subclasses(kit):
     cls = kit.cls()
-    assert issubclass(cls, _sdk().IssuerConnector), '%r does not subclass sdk.IssuerConnector' % cls
+    _require(issubclass(cls, _sdk().IssuerConnector), '%r does not subclass sdk.IssuerConnector' % cls)
 
 
 @clause('issuer')
@@ -177,19 +183,19 @@ def declares_option_spec(kit):
     from ansible_collections.certforge.pki.plugins.module_utils.core.options import check_options, option_spec_of
     cls = kit.cls()
     spec = option_spec_of(cls)
-    assert spec is not None, 'option_spec is None: issuer_options would go unchecked'
+    _require(spec is not None, 'option_spec is None: issuer_options would go unchecked')
     check_options(cls, dict(kit.setup['options']))
     for key, value in kit.setup['options'].items():
         if value in kit.setup.get('secrets', ()):
-            assert spec[key].get('no_log'), 'option %s holds a secret but is not no_log' % key
+            _require(spec[key].get('no_log'), 'option %s holds a secret but is not no_log' % key)
 
 
 @clause('issuer')
 def issues_through_the_order_store(kit):
     result, events, dummy = _issue(kit, 'kit-roundtrip')
-    assert result['status'] == 'issued', 'status %s' % result.get('status')
-    assert result['certificate'].startswith('-----BEGIN CERTIFICATE-----')
-    assert [e.kind for e in events][-1] == 'issued'
+    _require(result['status'] == 'issued', 'status %s' % result.get('status'))
+    _require(result['certificate'].startswith('-----BEGIN CERTIFICATE-----'))
+    _require([e.kind for e in events][-1] == 'issued')
     kit.issued = result
 
 
@@ -205,18 +211,18 @@ def request_carries_csr_facts(kit):
     connector.submit = recording
     cn = kit.cn('facts')
     _issue(kit, 'kit-facts', common_name=cn, connector=connector)
-    assert seen, 'submit was not called'
+    _require(seen, 'submit was not called')
     req = seen[0]
-    assert req.common_name == cn, 'common_name %r' % req.common_name
-    assert 'DNS:' + cn in (req.subject_alt_names or []), 'subject_alt_names %r' % req.subject_alt_names
-    assert req.key_type, 'key_type empty'
-    assert req.token, 'no token'
+    _require(req.common_name == cn, 'common_name %r' % req.common_name)
+    _require('DNS:' + cn in (req.subject_alt_names or []), 'subject_alt_names %r' % req.subject_alt_names)
+    _require(req.key_type, 'key_type empty')
+    _require(req.token, 'no token')
 
 
 @clause('issuer')
 def issued_result_has_chain(kit):
     result = getattr(kit, 'issued', None) or _issue(kit, 'kit-chain')[0]
-    assert result.get('chain'), 'an issued result carries an empty chain (ca_chain() not used?)'
+    _require(result.get('chain'), 'an issued result carries an empty chain (ca_chain() not used?)')
 
 
 def _killed_then_resumed(kit, name, stage):
@@ -229,12 +235,12 @@ def _killed_then_resumed(kit, name, stage):
                           capture_output=True, text=True, timeout=120, env=dict(os.environ), check=False)
     # a CA that answers at once never polls: its child runs to the end
     killed = proc.returncode == 137 or (proc.returncode == 0 and stage != 'after_submit')
-    assert killed, 'the child was not killed at %s (rc=%s): %s' % (stage, proc.returncode, proc.stderr[-2000:])
+    _require(killed, 'the child was not killed at %s (rc=%s): %s' % (stage, proc.returncode, proc.stderr[-2000:]))
     result, dummy, dummy = _issue(kit, name, store=store)
-    assert result['status'] == 'issued', 'resumed run ended %s' % result.get('status')
+    _require(result['status'] == 'issued', 'resumed run ended %s' % result.get('status'))
     count = kit.setup.get('count_orders')
     if count is not None:
-        assert count(name) == 1, '%d orders at the CA for one certificate' % count(name)
+        _require(count(name) == 1, '%d orders at the CA for one certificate' % count(name))
 
 
 def _child(spec):
@@ -280,7 +286,7 @@ def killed_after_poll_resumes_one_order(kit):
 @clause('issuer')
 def rejection_is_raised(kit):
     cn = kit.setup.get('reject_common_name')
-    assert cn, 'the setup names no reject_common_name'
+    _require(cn, 'the setup names no reject_common_name')
     from ansible_collections.certforge.pki.plugins.module_utils.core.errors import CertforgeError
     try:
         result, dummy, dummy = _issue(kit, 'kit-reject', common_name=cn, wait=5)
@@ -293,7 +299,7 @@ def rejection_is_raised(kit):
 @clause('issuer')
 def failed_order_ends_the_run(kit):
     cn = kit.setup.get('fail_common_name')
-    assert cn, 'the setup names no fail_common_name'
+    _require(cn, 'the setup names no fail_common_name')
     import time
     from ansible_collections.certforge.pki.plugins.module_utils.core.errors import PermanentError
     start = time.monotonic()
@@ -301,7 +307,7 @@ def failed_order_ends_the_run(kit):
         result, dummy, dummy = _issue(kit, 'kit-fail', common_name=cn, wait=60, options=kit.setup.get('fail_options'))
     except PermanentError as exc:
         kit.seen.append(str(exc))
-        assert time.monotonic() - start < 30, 'the failure was reported only after the timeout'
+        _require(time.monotonic() - start < 30, 'the failure was reported only after the timeout')
         return
     raise AssertionError('a failed order ended as %s' % result.get('status'))
 
@@ -315,7 +321,7 @@ def transient_error_carries_retry_after(kit):
         options, what = kit.setup['transient_options'], 'a CA answering with transient failures'
     else:
         options, what = kit.setup.get('unreachable_options'), 'an unreachable CA'
-    assert options, 'the setup gives none of transient_fault, transient_options, unreachable_options'
+    _require(options, 'the setup gives none of transient_fault, transient_options, unreachable_options')
     from ansible_collections.certforge.pki.plugins.module_utils.core.errors import TransientError
     from ansible_collections.certforge.pki.plugins.module_utils.core.model import CertificateRequest
     cn = kit.cn('transient')
@@ -326,7 +332,7 @@ def transient_error_carries_retry_after(kit):
         connector.submit(CertificateRequest(name='kit-transient', csr_pem=csr, token='kit-transient-token',
                                             common_name=cn, subject_alt_names=['DNS:' + cn]))
     except TransientError as exc:
-        assert exc.retry_after is not None, 'TransientError without retry_after from %s' % what
+        _require(exc.retry_after is not None, 'TransientError without retry_after from %s' % what)
         kit.seen.append(str(exc))
         return
     except Exception as exc:  # pylint: disable=broad-except
@@ -367,7 +373,7 @@ def no_secret_in_results_events_or_errors(kit):
     secrets = [s for s in kit.setup.get('secrets', ()) if s]
     text = json.dumps(kit.seen, default=str)
     leaked = [s for s in secrets if s in text]
-    assert not leaked, 'a secret option value shows in a result, event or error'
+    _require(not leaked, 'a secret option value shows in a result, event or error')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -435,13 +441,13 @@ def _deploy(kit, target, request, check_mode=False):
 @clause('target')
 def target_registers_and_subclasses(kit):
     cls = kit.cls()
-    assert issubclass(cls, _sdk().TargetConnector), '%r does not subclass sdk.TargetConnector' % cls
+    _require(issubclass(cls, _sdk().TargetConnector), '%r does not subclass sdk.TargetConnector' % cls)
 
 
 @clause('target')
 def target_declares_option_spec(kit):
     from ansible_collections.certforge.pki.plugins.module_utils.core.options import option_spec_of
-    assert option_spec_of(kit.cls()) is not None, 'option_spec is None: target_options would go unchecked'
+    _require(option_spec_of(kit.cls()) is not None, 'option_spec is None: target_options would go unchecked')
 
 
 @clause('target')
@@ -450,8 +456,8 @@ def plan_is_idempotent(kit):
     request = _target_request(kit)
     eng = engine(_target(kit))
     first, second = eng.plan(request), eng.plan(request)
-    assert [(f.path, f.content, f.mode) for f in first.files] == [(f.path, f.content, f.mode) for f in second.files]
-    assert first.changed
+    _require([(f.path, f.content, f.mode) for f in first.files] == [(f.path, f.content, f.mode) for f in second.files])
+    _require(first.changed)
 
 
 @clause('target')
@@ -459,17 +465,17 @@ def check_mode_writes_nothing(kit):
     request = _target_request(kit)
     before = _snapshot(kit.workdir)
     result = _deploy(kit, _target(kit), request, check_mode=True)
-    assert result['changed'], 'check mode reports no change for a new certificate'
-    assert _snapshot(kit.workdir) == before, 'check mode wrote files'
+    _require(result['changed'], 'check mode reports no change for a new certificate')
+    _require(_snapshot(kit.workdir) == before, 'check mode wrote files')
 
 
 @clause('target')
 def deploys_then_changes_nothing(kit):
     request = _target_request(kit)
     first = _deploy(kit, _target(kit), request)
-    assert first['changed'] and first['files']
+    _require(first['changed'] and first['files'])
     second = _deploy(kit, _target(kit), request)
-    assert not second['changed'], 'a second deploy of the same certificate changed %s' % second['files']
+    _require(not second['changed'], 'a second deploy of the same certificate changed %s' % second['files'])
     kit.deployed = True
 
 
@@ -486,7 +492,7 @@ def _rollback_at(kit, stage):
         kit.seen.append(str(exc))
         after = _snapshot(kit.workdir)
         changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
-        assert not changed, 'not restored byte-exact after a %s failure: %s' % (stage, changed)
+        _require(not changed, 'not restored byte-exact after a %s failure: %s' % (stage, changed))
         return
     raise AssertionError('a %s failure did not fail the deploy' % stage)
 
@@ -509,10 +515,10 @@ def rollback_byte_exact_after_verify_failure(kit):
 @clause('target')
 def no_key_material_in_results(kit):
     text = json.dumps(kit.seen, default=str)
-    assert 'PRIVATE KEY' not in text, 'key material in a result or diff'
+    _require('PRIVATE KEY' not in text, 'key material in a result or diff')
     key = getattr(kit, 'key_pem', '')
     body = ''.join(key.splitlines()[1:-1])
-    assert not body or body[:40] not in text, 'key material in a result or diff'
+    _require(not body or body[:40] not in text, 'key material in a result or diff')
 
 
 @clause('target')
@@ -526,8 +532,8 @@ def imports_in_the_deploy_payload(kit):
     proc = subprocess.run([ansible if os.path.exists(ansible) else 'ansible', 'localhost', '-m', 'certforge.pki.deploy',
                            '--check', '-a', json.dumps(args), '-e', 'ansible_python_interpreter=%s' % sys.executable],
                           capture_output=True, text=True, timeout=180, check=False, env=dict(os.environ))
-    assert proc.returncode == 0, 'the deploy module could not use the target on a managed host: %s' % (
-        (proc.stdout + proc.stderr)[-1500:])
+    _require(proc.returncode == 0, 'the deploy module could not use the target on a managed host: %s' % (
+        (proc.stdout + proc.stderr)[-1500:]))
 
 
 # ---------------------------------------------------------------------------------------------
