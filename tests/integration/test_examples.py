@@ -878,7 +878,6 @@ DEPLOY_NOT_RUN = {
 }
 
 
-
 def _run_phase(module, setup, tasks, phase, tmp_path, ansible_home, sandbox_prefix):
     """One ansible-playbook run of ``tasks`` in a sandbox of its own with the servers of ``phase``
     (the setup play, files, variables and environment are the same in every phase)."""
