@@ -84,3 +84,43 @@ def test_role_issues_from_pebble_deploys_and_verifies(answers, pebble, webroot_n
     second = run_playbook(_play(pebble, server, account_key, answers), env=env)
     assert second.rc == 0 and second.changed() == 0, str(second)
     assert pebble.requests_since(mark) == []
+
+
+def test_twenty_failed_deploys_then_a_good_run_order_once(pebble, webroot_nginx, test_ca, run_playbook, tmp_path):
+    """20 role runs whose deploy fails (nginx -t refuses, the files are rolled back), then a good
+    run: Pebble received one newOrder and one finalize for the name, and the first run's
+    certificate is the one deployed."""
+    server = webroot_nginx(pebble, sites={NAME: test_ca.issue(NAME)})
+    account_key, dummy = servers.write_key(tmp_path / 'account.key')
+    env = {'CERTFORGE_ORDER_STORE': str(tmp_path / 'orders')}
+    good = _play(pebble, server, account_key, 'issuer')
+    failing = good.replace(json.dumps(server.validate_command), json.dumps(['false']))
+    assert failing != good
+    role_vars = failing.split('vars: ', 1)[1].split('\n', 1)[0]
+    plays = ''.join(textwrap.dedent("""
+        - name: failed deploy %d
+          hosts: localhost
+          gather_facts: false
+          vars: %s
+          tasks:
+            - name: Role whose deploy fails
+              block:
+                - name: Certificates
+                  ansible.builtin.include_role:
+                    name: certforge.pki.certificate
+              rescue:
+                - name: The deploy failed and was rolled back
+                  ansible.builtin.debug:
+                    msg: rolled back
+        """) % (run, role_vars) for run in range(20))
+    mark = pebble.log_mark()
+    result = run_playbook(plays, env=env)
+    assert result.rc == 0, str(result)
+    assert result.stats['localhost']['rescued'] == 20, result.stats
+    final = run_playbook(good, env=env)
+    assert final.rc == 0, str(final)
+    serial = servers.load_cert(os.path.join(server.cert_dir, NAME + '.leaf.pem'))[0].serial_number
+    server.wait_for_serial(NAME, serial)
+    requests = pebble.requests_since(mark)
+    assert len([r for r in requests if 'order-plz' in r]) == 1, requests
+    assert len([r for r in requests if 'finalize' in r]) == 1, requests
