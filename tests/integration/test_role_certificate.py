@@ -262,3 +262,45 @@ def test_third_party_connector_from_entry_point(run_playbook, tmp_path):
     assert missing.status('Issue through the entry-point connector') == 'failed'
     failed = missing.task('Issue through the entry-point connector')
     assert "unknown issuer 'stamping_ca'" in failed['msg'] and 'local_ca' in failed['msg']
+
+
+def test_twenty_failed_deploys_then_a_good_run_sign_once(make_nginx, run_playbook, tmp_path):
+    """20 role runs whose deploy fails (nginx -t refuses, the files are rolled back), then a good
+    run: the local CA signed each name once, and those certificates are the ones served."""
+    from ansible_collections.certforge.pki.plugins.module_utils.issuers.local_ca import LocalCA
+    server = make_nginx(*NAMES)
+    env = {'CERTFORGE_ORDER_STORE': str(tmp_path / 'orders')}
+    good = _play(tmp_path, server)
+    failing = _play(tmp_path, server, certificate_target_options={'validate_command': ['false'],
+                                                                  'reload_command': server.reload_command})
+    role_vars = failing.split('vars: ', 1)[1].split('\n', 1)[0]
+    plays = ''.join(textwrap.dedent("""
+        - name: failed deploy %d
+          hosts: localhost
+          gather_facts: false
+          vars: %s
+          tasks:
+            - name: CA
+              ansible.builtin.include_role:
+                name: certforge.pki.local_ca
+            - name: Role whose deploy fails
+              block:
+                - name: Certificates
+                  ansible.builtin.include_role:
+                    name: certforge.pki.certificate
+              rescue:
+                - name: The deploy failed and was rolled back
+                  ansible.builtin.debug:
+                    msg: rolled back
+        """) % (run, role_vars) for run in range(20))
+    result = run_playbook(plays, env=env)
+    assert result.rc == 0, str(result)
+    assert result.stats['localhost']['rescued'] == 20, result.stats
+    final = run_playbook(good, env=env)
+    assert final.rc == 0, str(final)
+    index = LocalCA(str(tmp_path / 'ca' / 'issuing')).index()
+    assert len(index) == len(NAMES), sorted(r['name'] for r in index.values())
+    for name in NAMES:
+        serial = _leaf_serial(os.path.join(server.cert_dir, name + '.leaf.pem'))
+        server.wait_for_serial(name, serial)
+        assert '%X' % serial in set(s.lstrip('0') for s in index)
