@@ -53,6 +53,15 @@ def _destination(value, option, params):
     destination(value, option, params)
 
 
+class _Spec(ArgumentSpec):
+    """O(refuse) wins over every other check: what the caller found wrong is what is reported."""
+
+    def check(self, params, check_mode=False):
+        if params.get('refuse'):
+            raise ConfigError('; '.join(params['refuse']))
+        super(_Spec, self).check(params, check_mode=check_mode)
+
+
 def _argument_spec():
     spec = {}
     for name, opts in REQUEST_OPTIONS.items():
@@ -69,7 +78,7 @@ def _argument_spec():
     for prefix in ('', 'requests.'):
         checks.update({prefix + 'privatekey_path': [_destination], prefix + 'csr_path': [_destination],
                        prefix + 'certificate_path': [optional_file]})
-    return ArgumentSpec(spec, required_one_of=[['privatekey_path', 'requests', 'refuse']], checks=checks)
+    return _Spec(spec, required_one_of=[['privatekey_path', 'requests', 'refuse']], checks=checks)
 
 
 SPEC = _argument_spec()
