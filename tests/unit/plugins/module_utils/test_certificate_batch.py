@@ -146,3 +146,14 @@ def test_bad_request_does_not_make_the_directory(tmp_path):
     with pytest.raises(ConfigError):
         key_request.run(p)
     assert not d.exists()
+
+
+def test_refuse_wins_and_changes_nothing(tmp_path):
+    d = tmp_path / 'certs'
+    p = kr_params(directory=str(d) + '/\x00x', refuse=['certificate_dir: must be an absolute path'])
+    with pytest.raises(ConfigError) as exc:
+        key_request.SPEC.check(p)
+    assert str(exc.value) == 'certificate_dir: must be an absolute path'
+    with pytest.raises(ConfigError):
+        key_request.run(p)
+    assert os.listdir(str(tmp_path)) == []
