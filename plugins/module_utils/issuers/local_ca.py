@@ -359,22 +359,25 @@ class LocalCA:
         with self.locked():
             if token:
                 for serial in self.token_serials(token):
+                    pem = self.certificate_pem(serial)
+                    if not pem:
+                        continue           # killed before the certificate was kept: never issued
                     earlier = self.record(serial)
-                    if earlier and earlier.get('status') == 'valid':
-                        pem = self.certificate_pem(serial)
-                        if pem:
-                            return cx509.load_certificate(pem, option=self.option), earlier
+                    if earlier is None:    # killed between the certificate and its record
+                        earlier = self._record_of(cx509.load_certificate(pem, option=self.option),
+                                                  name, token, profile, now)
+                        self._save_record(earlier)
+                    if earlier.get('status') == 'valid':
+                        return cx509.load_certificate(pem, option=self.option), earlier
             cert = builder.sign(self.key, cx509.hash_for_key(self.key))
             serial = cx509.serial_hex(cert)
-            record = dict(serial=serial, name=name, token=token, profile=profile,
-                          subject=csr.subject.rfc4514_string(), subject_alt_names=sans,
-                          not_before=_iso(cx509.not_before(cert)),
-                          not_after=_iso(cx509.not_after(cert)),
-                          issued_at=_iso(now), status='valid')
-            self._save_certificate(serial, cx509.to_pem(cert))
-            self._save_record(record)
+            record = self._record_of(cert, name, token, profile, now)
+            # the order of the writes makes a kill at any point safe: the token names the serial
+            # first, the kept certificate is what counts as issued, the record follows
             if token:
                 self._add_token(token, serial)
+            self._save_certificate(serial, cx509.to_pem(cert))
+            self._save_record(record)
             if replaces:
                 replaces = normalize_serial(replaces)
                 old = self.record(replaces)
@@ -384,6 +387,13 @@ class LocalCA:
                     old['superseded_by'] = serial
                     self._save_record(old)
         return cert, record
+
+    @staticmethod
+    def _record_of(cert, name, token, profile, now):
+        return dict(serial=cx509.serial_hex(cert), name=name, token=token, profile=profile,
+                    subject=cert.subject.rfc4514_string(), subject_alt_names=cx509.san_list(cert),
+                    not_before=_iso(cx509.not_before(cert)), not_after=_iso(cx509.not_after(cert)),
+                    issued_at=_iso(now), status='valid')
 
     def _save_certificate(self, serial, pem):
         directory = self.p(CA_CERTS)
@@ -428,7 +438,16 @@ class LocalCA:
     def find(self, name=None, token=None):
         """Records signed for ``token`` (cheap), or else for ``name`` (reads every record)."""
         if token:
-            return [r for r in (self.record(s) for s in self.token_serials(token)) if r]
+            out = []
+            for serial in self.token_serials(token):
+                record = self.record(serial)
+                pem = self.certificate_pem(serial)
+                if record is None and pem:          # killed between certificate and record
+                    record = self._record_of(cx509.load_certificate(pem, option=self.option),
+                                             None, token, None, utcnow())
+                if record is not None and pem:
+                    out.append(record)
+            return out
         out = [r for r in self.index().values() if name and r.get('name') == name]
         return sorted(out, key=lambda r: r.get('issued_at', ''))
 

@@ -326,3 +326,26 @@ def test_a_ca_made_by_an_earlier_version_keeps_working(tmp_path):
     assert ca.revoke(first['serial'])[0] and first['serial'] in ca.revoked()
     assert LocalCA(str(ca_dir)).record(first['serial'])['status'] == 'revoked'
     assert (ca_dir / 'index.json').read_text() == before
+
+
+def test_a_signature_killed_between_its_files_is_never_repeated(tmp_path):
+    """The token is written first, the certificate second, the record last: a kill after the
+    certificate was kept returns that certificate again; a kill before it signs anew."""
+    from ansible_collections.certforge.pki.plugins.module_utils.issuers.local_ca import LocalCA
+    root(tmp_path)
+    ca = LocalCA(str(tmp_path / 'root')).load()
+    csr = make_csr()
+    dummy, first = ca.sign(csr, name='www', token='t' * 32)
+    # killed after the certificate, before the record
+    os.unlink(str(tmp_path / 'root' / 'records' / (first['serial'] + '.json')))
+    dummy, again = LocalCA(str(tmp_path / 'root')).load().sign(csr, name='www', token='t' * 32)
+    assert again['serial'] == first['serial']
+    assert len(LocalCA(str(tmp_path / 'root')).index()) == 1
+    # killed after the token, before the certificate: that signature never existed
+    os.unlink(str(tmp_path / 'root' / 'records' / (first['serial'] + '.json')))
+    os.unlink(str(tmp_path / 'root' / 'certs' / (first['serial'] + '.pem')))
+    ca = LocalCA(str(tmp_path / 'root')).load()
+    assert ca.find(token='t' * 32) == []
+    dummy, fresh = ca.sign(csr, name='www', token='t' * 32)
+    assert fresh['serial'] != first['serial']
+    assert [r['serial'] for r in ca.find(token='t' * 32)] == [fresh['serial']]
