@@ -4,7 +4,7 @@
 
 Each test runs one scenario of ``scenarios.SCENARIOS`` with the file or the PostgreSQL order
 store: real ansible-playbook runs, a fault, one rerun, orders counted at the CA.  Where the
-scenario is strict (every one: each CA here can be searched for an earlier order), the
+scenario is strict (every one except pebble-store-deleted with the file store), the
 goals are asserted: no certificate ordered twice, every certificate issued after one rerun,
 and in the fault storm every certificate issued or pending after the first run.
 """
