@@ -20,6 +20,7 @@ Also here: ``test_ca`` (a small CA made with cryptography) and ``make_nginx`` (a
 import datetime
 import importlib.util
 import json
+import textwrap
 import os
 import shutil
 import subprocess
@@ -318,6 +319,34 @@ def run_playbook(ansible_home, tmp_path):
         return PlaybookResult(proc.returncode, proc.stdout, proc.stderr, data['stats'], data['tasks'], command)
 
     return run
+
+
+def failing_deploy_plays(role_vars_json, runs, before=''):
+    """``runs`` plays that each run the certificate role (after the tasks ``before``, YAML at the
+    play's task indentation) inside a block whose rescue notes the failed deploy."""
+    play = textwrap.dedent("""
+        - name: failed deploy %%d
+          hosts: localhost
+          gather_facts: false
+          vars: %s
+          tasks:%s
+            - name: Role whose deploy fails
+              block:
+                - name: Certificates
+                  ansible.builtin.include_role:
+                    name: certforge.pki.certificate
+              rescue:
+                - name: The deploy failed and was rolled back
+                  ansible.builtin.debug:
+                    msg: rolled back
+        """) % (role_vars_json.replace('%', '%%'), before.replace('%', '%%'))
+    return ''.join(play % run for run in range(runs))
+
+
+@pytest.fixture
+def failing_role_runs():
+    """See :func:`failing_deploy_plays`."""
+    return failing_deploy_plays
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -264,7 +264,7 @@ def test_third_party_connector_from_entry_point(run_playbook, tmp_path):
     assert "unknown issuer 'stamping_ca'" in failed['msg'] and 'local_ca' in failed['msg']
 
 
-def test_twenty_failed_deploys_then_a_good_run_sign_once(make_nginx, run_playbook, tmp_path):
+def test_twenty_failed_deploys_then_a_good_run_sign_once(make_nginx, run_playbook, failing_role_runs, tmp_path):
     """20 role runs whose deploy fails (nginx -t refuses, the files are rolled back), then a good
     run: the local CA signed each name once, and those certificates are the ones served."""
     from ansible_collections.certforge.pki.plugins.module_utils.issuers.local_ca import LocalCA
@@ -274,25 +274,10 @@ def test_twenty_failed_deploys_then_a_good_run_sign_once(make_nginx, run_playboo
     failing = _play(tmp_path, server, certificate_target_options={'validate_command': ['false'],
                                                                   'reload_command': server.reload_command})
     role_vars = failing.split('vars: ', 1)[1].split('\n', 1)[0]
-    plays = ''.join(textwrap.dedent("""
-        - name: failed deploy %d
-          hosts: localhost
-          gather_facts: false
-          vars: %s
-          tasks:
-            - name: CA
-              ansible.builtin.include_role:
-                name: certforge.pki.local_ca
-            - name: Role whose deploy fails
-              block:
-                - name: Certificates
-                  ansible.builtin.include_role:
-                    name: certforge.pki.certificate
-              rescue:
-                - name: The deploy failed and was rolled back
-                  ansible.builtin.debug:
-                    msg: rolled back
-        """) % (run, role_vars) for run in range(20))
+    make_ca = ('\n    - name: CA'
+               '\n      ansible.builtin.include_role:'
+               '\n        name: certforge.pki.local_ca')
+    plays = failing_role_runs(role_vars, 20, before=make_ca)
     result = run_playbook(plays, env=env)
     assert result.rc == 0, str(result)
     assert result.stats['localhost']['rescued'] == 20, result.stats

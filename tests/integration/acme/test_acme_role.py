@@ -86,7 +86,8 @@ def test_role_issues_from_pebble_deploys_and_verifies(answers, pebble, webroot_n
     assert pebble.requests_since(mark) == []
 
 
-def test_twenty_failed_deploys_then_a_good_run_order_once(pebble, webroot_nginx, test_ca, run_playbook, tmp_path):
+def test_twenty_failed_deploys_then_a_good_run_order_once(pebble, webroot_nginx, test_ca, run_playbook,
+                                                          failing_role_runs, tmp_path):
     """20 role runs whose deploy fails (nginx -t refuses, the files are rolled back), then a good
     run: Pebble received one newOrder and one finalize for the name, and the first run's
     certificate is the one deployed."""
@@ -97,22 +98,7 @@ def test_twenty_failed_deploys_then_a_good_run_order_once(pebble, webroot_nginx,
     failing = good.replace(json.dumps(server.validate_command), json.dumps(['false']))
     assert failing != good
     role_vars = failing.split('vars: ', 1)[1].split('\n', 1)[0]
-    plays = ''.join(textwrap.dedent("""
-        - name: failed deploy %d
-          hosts: localhost
-          gather_facts: false
-          vars: %s
-          tasks:
-            - name: Role whose deploy fails
-              block:
-                - name: Certificates
-                  ansible.builtin.include_role:
-                    name: certforge.pki.certificate
-              rescue:
-                - name: The deploy failed and was rolled back
-                  ansible.builtin.debug:
-                    msg: rolled back
-        """) % (run, role_vars) for run in range(20))
+    plays = failing_role_runs(role_vars, 20)
     mark = pebble.log_mark()
     result = run_playbook(plays, env=env)
     assert result.rc == 0, str(result)

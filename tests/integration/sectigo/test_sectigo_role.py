@@ -74,7 +74,8 @@ def test_role_orders_at_sectigo_deploys_and_verifies(sectigo_sim, make_nginx, ru
     assert sectigo_sim.enroll_count(common_name=NAME) == 1
 
 
-def test_twenty_failed_deploys_then_a_good_run_order_once(sectigo_sim, make_nginx, run_playbook, tmp_path):
+def test_twenty_failed_deploys_then_a_good_run_order_once(sectigo_sim, make_nginx, run_playbook, failing_role_runs,
+                                                          tmp_path):
     """The certificate issued for a request stays its answer until it is deployed: 20 role runs
     whose deploy fails (nginx -t refuses, the files are rolled back), then a good run: one
     enroll at the CA, and the certificate deployed is the one issued by the first run."""
@@ -84,25 +85,7 @@ def test_twenty_failed_deploys_then_a_good_run_order_once(sectigo_sim, make_ngin
     good = _play(sectigo_sim, server, tmp_path)
     failing = good.replace(json.dumps(server.validate_command), json.dumps(['false']))
     assert failing != good
-    plays = []
-    for run in range(20):
-        plays.append(textwrap.dedent("""
-            - name: failed deploy %d
-              hosts: localhost
-              gather_facts: false
-              vars: %s
-              tasks:
-                - name: Role whose deploy fails
-                  block:
-                    - name: Certificates
-                      ansible.builtin.include_role:
-                        name: certforge.pki.certificate
-                  rescue:
-                    - name: The deploy failed and was rolled back
-                      ansible.builtin.debug:
-                        msg: rolled back
-            """) % (run, failing.split('vars: ', 1)[1].split('\n', 1)[0]))
-    result = run_playbook(''.join(plays), env=env)
+    result = run_playbook(failing_role_runs(failing.split('vars: ', 1)[1].split('\n', 1)[0], 20), env=env)
     assert result.rc == 0, str(result)
     assert result.stats['localhost']['rescued'] == 20, result.stats
     assert not os.path.exists(os.path.join(server.cert_dir, NAME + '.leaf.pem'))
