@@ -29,35 +29,16 @@ OUR_BIN = os.path.join(ROOT, '.venv', 'bin')
 N = int(os.environ.get('BENCH_PG_CERTS', '50'))
 REPEAT = int(os.environ.get('BENCH_PG_REPEAT', '3'))
 
-PLAY = """
-- name: certforge.pki - local CA and the certificate role
-  hosts: all
-  gather_facts: false
-  vars:
-    owner: "{{ lookup('ansible.builtin.pipe', 'id -un') }}"
-    group: "{{ lookup('ansible.builtin.pipe', 'id -gn') }}"
-  tasks:
-    - name: Local CA
-      ansible.builtin.include_role:
-        name: certforge.pki.local_ca
-      vars:
-        local_ca_dir: "{{ outdir }}/ca"
-        local_ca_key_curve: secp256r1
-    - name: Certificates
-      ansible.builtin.include_role:
-        name: certforge.pki.certificate
-      vars:
-        certificate_dir: "{{ outdir }}/certs"
-        certificate_owner: "{{ owner }}"
-        certificate_group: "{{ group }}"
-        certificate_issuer_options: {ca_path: "{{ local_ca_issuing_path }}"}
-        certificate_list: >-
-          {%- set l = [] -%}
-          {%- for i in range(1, n | int + 1) -%}
-          {%- set _ = l.append({'name': 'item' ~ i, 'common_name': 'item' ~ i ~ '.example.test'}) -%}
-          {%- endfor -%}
-          {{ l }}
-"""
+
+def _bench_run():
+    """bench/run.py, whose role play this bench runs too (one definition of the play)."""
+    spec = importlib.util.spec_from_file_location('certforge_bench_run', os.path.join(ROOT, 'bench', 'run.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PLAY = _bench_run().OUR_PLAY
 
 
 def log(msg):
