@@ -29,7 +29,7 @@ ANSIBLE_TEST_CACHE := $(HOME)/.ansible/test/cache
 SYSTEM_PACKAGES := nginx openssl shellcheck pebble
 # command:package of the servers the deploy targets are tested against (installed, never started
 # by the package scripts: the tests run each on 127.0.0.1 with its own config)
-SERVER_PACKAGES := apache2:apache2 haproxy:haproxy caddy:caddy postfix:postfix dovecot:dovecot-imapd keytool:default-jre-headless chromium:chromium
+SERVER_PACKAGES := apache2:apache2 haproxy:haproxy caddy:caddy postfix:postfix dovecot:dovecot-imapd keytool:default-jre-headless /usr/share/tomcat10/bin/catalina.sh:tomcat10 chromium:chromium
 PYTEST_ARGS ?=
 
 # Environment for every ansible / pytest run started from here. HOME stays untouched.
@@ -66,7 +66,7 @@ $(STAMP): $(REQUIREMENTS)
 	$(PY) -m pip install --quiet --progress-bar off -r tests/requirements.txt
 	@touch $@
 
-deps: ## Install nginx, openssl, shellcheck, pebble, postgresql, the target servers (apache2, haproxy, caddy, postfix, dovecot) and chromium (report tests) with apt-get when missing (root only)
+deps: ## Install nginx, openssl, shellcheck, pebble, postgresql, the target servers (apache2, haproxy, caddy, postfix, dovecot, tomcat10) and chromium (report tests) with apt-get when missing (root only)
 	@missing=""; \
 	for pkg in $(SYSTEM_PACKAGES); do \
 	  PATH="$$PATH:/usr/sbin:/sbin" command -v "$$pkg" >/dev/null 2>&1 || missing="$$missing $$pkg"; \
