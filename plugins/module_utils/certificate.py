@@ -46,6 +46,8 @@ SPEC = ArgumentSpec(
         state=dict(type='str', default='present', choices=['present', 'revoked']),
         revocation_reason=dict(type='str', default='unspecified',
                                choices=[r for r in REVOCATION_REASONS if r]),
+        notifiers=dict(type='list', elements='dict', default=[]),
+        notify_routes=dict(type='list', elements='dict', default=[]),
     ),
     mutually_exclusive=[('csr', 'csr_path')],
     required_if=[('state', 'present', ('csr', 'csr_path'), True),
@@ -104,6 +106,17 @@ def execute(ctx):
     for err in registry.entry_point_errors:
         ctx.warn('a third-party connector could not be loaded: %s' % err)
     connector = issuer_connector(ctx, registry, p['issuer'], dict(p.get('issuer_options') or {}))
+    if not p.get('notifiers'):       # no notifier code is imported on a call without notifiers
+        return _execute(ctx, registry, connector)
+    from ansible_collections.certforge.pki.plugins.module_utils.notifiers import dispatch
+    feed = dispatch.feed(ctx, registry, p['notifiers'], p.get('notify_routes'))
+    result = _execute(ctx, registry, connector)
+    result['notifications'] = feed.flush(ctx)
+    return result
+
+
+def _execute(ctx, registry, connector):
+    p = ctx.params
     if p.get('state') == 'revoked':
         return revoke(ctx, registry, connector)
     csr_pem = p['csr'] if p.get('csr') else files.read_text(p['csr_path'], 'csr_path', fix=READ_FIX)

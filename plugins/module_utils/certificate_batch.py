@@ -43,6 +43,8 @@ SPEC = ArgumentSpec(
         wait_timeout=dict(type='int', default=60),
         order_store=dict(type='path'),
         max_workers=dict(type='int', default=1),
+        notifiers=dict(type='list', elements='dict', default=[]),
+        notify_routes=dict(type='list', elements='dict', default=[]),
     ),
     checks={'issuer': [not_empty], 'requests.profile': [max_length(128)]},
 )
@@ -70,6 +72,10 @@ class Batch:
         for err in self.registry.entry_point_errors:
             ctx.warn('a third-party connector could not be loaded: %s' % err)
         self.connectors = {}
+        self.feed = None
+        if ctx.params.get('notifiers'):       # no notifier code is imported on a call without notifiers
+            from ansible_collections.certforge.pki.plugins.module_utils.notifiers import dispatch
+            self.feed = dispatch.feed(ctx, self.registry, ctx.params['notifiers'], ctx.params.get('notify_routes'))
 
     def connector(self, p):
         key = (p['issuer'], json.dumps(p.get('issuer_options') or {}, sort_keys=True, default=str))
@@ -132,6 +138,8 @@ class Batch:
         out = dict(changed=any(r.get('changed') for r in results), results=results, by_host=by_host, due_hosts=due,
                    issued=sum(1 for r in results if r.get('changed') and r.get('certificate')),
                    pending=sum(1 for r in results if r.get('status') == 'pending'), failed_requests=len(failed))
+        if self.feed is not None:
+            out['notifications'] = self.feed.flush(self.ctx)
         return out
 
 

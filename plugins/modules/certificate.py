@@ -27,6 +27,7 @@ extends_documentation_fragment:
   - certforge.pki.attributes.actiongroup_issuers
   - certforge.pki.renewal
   - certforge.pki.connectors.issuer_options
+  - certforge.pki.notifiers
 attributes:
   check_mode:
     support: full
@@ -162,6 +163,11 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+notifications:
+  description: Per notifier of O(notifiers) - C(name), C(type), C(events), C(delivered), C(failed), C(errors) (redacted).
+  returned: when O(notifiers) is set and the call had events
+  type: list
+  elements: dict
 status:
   description:
     - V(valid) (current certificate kept), V(issued), V(pending) (the CA is not done yet), or V(would_issue) in check mode.

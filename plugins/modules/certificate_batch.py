@@ -24,6 +24,7 @@ extends_documentation_fragment:
   - certforge.pki.attributes
   - certforge.pki.renewal
   - certforge.pki.connectors.issuer_options
+  - certforge.pki.notifiers
 attributes:
   check_mode:
     support: full
@@ -144,6 +145,11 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+notifications:
+  description: Per notifier of O(notifiers) - C(name), C(type), C(events), C(delivered), C(failed), C(errors) (redacted).
+  returned: when O(notifiers) is set and the call had events
+  type: list
+  elements: dict
 results:
   description:
     - One result per request, in order, with the keys of M(certforge.pki.certificate)'s result

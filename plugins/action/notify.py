@@ -1,0 +1,18 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) certforge.pki contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Runs certforge.pki.notify in-process on the controller (notifiers run there)."""
+
+from __future__ import annotations
+
+from ansible_collections.certforge.pki.plugins.module_utils.notifiers.dispatch import SPEC, execute
+from ansible_collections.certforge.pki.plugins.plugin_utils.inprocess import InProcessAction
+
+
+class ActionModule(InProcessAction):
+    SPEC = SPEC
+    EXECUTE = staticmethod(execute)
+
+    def extra_no_log(self, params):
+        from ansible_collections.certforge.pki.plugins.module_utils.notifiers.dispatch import secret_guess
+        return secret_guess(params.get('notifiers'))
