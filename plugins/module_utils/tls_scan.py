@@ -510,6 +510,7 @@ class Analyzer:
         self.now = now or cx509.utcnow()
         self._certs = {}
         self._facts = {}
+        self._verdicts = {}
         self._anchors = None
         self._lock = threading.Lock()
 
@@ -658,7 +659,15 @@ class Analyzer:
         return name_matches(self.cert(der), name, self.lib)
 
     def judge(self, ders, source, name):
-        """Problems (ordered as PROBLEMS) and details for a served chain."""
+        """Problems (ordered as PROBLEMS) and details for a served chain (remembered: many
+        endpoints of one scan usually serve the same chain)."""
+        key = (tuple(ders), source, name)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._verdicts[key] = self._judge(ders, source, name)
+        return verdict
+
+    def _judge(self, ders, source, name):
         found = {}
         leaf = self.facts(ders[0])
         if leaf['days_left'] < 0:
@@ -763,7 +772,8 @@ def scan_one(endpoint, ctx, analyzer, timeout):
     except ValueError as exc:
         result['error'] = 'the served certificate does not parse: %s' % exc
         return result
-    result.update(problems=problems, problem_details=details, chain_complete=complete, trusted=trusted)
+    result.update(problems=list(problems), problem_details=[dict(d) for d in details], chain_complete=complete,
+                  trusted=trusted)
     return result
 
 
