@@ -8,7 +8,7 @@ The walk uses ``os.scandir`` and decides on names and sizes before it opens anyt
 candidate files are read (at most ``max_file_size`` bytes), their format is sniffed from the
 first bytes (PEM, DER certificate, PKCS#7, PKCS#12, JKS, DER private key) and parsed in
 process with ``cryptography``; the Java KeyStore format (JKS) is read here in pure Python.
-One bad file never stops the scan: it is listed in ``skipped`` with a reason.
+One bad file never stops the scan: it is listed in ``problems`` with a reason.
 
 A certificate is ``managed`` (written by this collection) when its file lies under one of
 ``managed_dirs``, or when it belongs to the file set the ``certificate`` role and
@@ -869,10 +869,10 @@ class Scanner(object):
         expiring = sum(1 for c in self.certificates if c['due'] and not c['expired'])
         totals = {'files_seen': self.files_seen, 'files_read': self.candidates,
                   'certificates': len(self.certificates), 'keys': len(self.keys),
-                  'expired': expired, 'expiring': expiring, 'skipped': len(self.skipped),
+                  'expired': expired, 'expiring': expiring, 'problems': len(self.skipped),
                   'managed': sum(1 for c in self.certificates if c['managed'])}
         return {'changed': False, 'certificates': self.certificates, 'keys': self.keys,
-                'skipped': self.skipped, 'totals': totals}
+                'problems': self.skipped, 'totals': totals}
 
 
 SPEC = ArgumentSpec(OPTIONS)

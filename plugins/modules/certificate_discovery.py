@@ -21,9 +21,9 @@ description:
     not from the file name.
   - Walks with C(os.scandir); inside directories only files whose names match O(patterns) and whose size is at most
     O(max_file_size) are opened. Nothing is executed per file.
-  - One bad file never stops the search; it is listed in RV(skipped) with the reason.
+  - One bad file never stops the search; it is listed in RV(problems) with the reason.
   - A path of O(paths) that does not exist (or a glob that matches nothing) is not an error either; it is listed in
-    RV(skipped) with the reason V(missing), so one task can search the same paths on hosts that differ.
+    RV(problems) with the reason V(missing), so one task can search the same paths on hosts that differ.
   - Read-only; runs in check mode like in a normal run and never reports a change.
 author: certforge.pki contributors (@certforge)
 extends_documentation_fragment:
@@ -47,7 +47,7 @@ options:
       - Default V(*.pem), V(*.crt), V(*.cer), V(*.cert), V(*.der), V(*.key), V(*.p12), V(*.pfx), V(*.jks),
         V(*.keystore), V(*.truststore), V(*.p7b), V(*.p7c), V(*.ca-bundle).
       - V([\"*\"]) reads every file up to O(max_file_size) and keeps those whose content is a certificate, a
-        PKCS#7, PKCS#12 or JKS store or a private key; the others are listed in RV(skipped) as
+        PKCS#7, PKCS#12 or JKS store or a private key; the others are listed in RV(problems) as
         V(not_a_certificate).
     type: list
     elements: str
@@ -66,14 +66,14 @@ options:
   follow_symlinks:
     description:
       - Whether to enter symbolic links to directories. Each directory is entered once (it is known by its device
-        and inode), so a link loop ends with a V(loop) entry in RV(skipped).
+        and inode), so a link loop ends with a V(loop) entry in RV(problems).
       - Symbolic links to files are read either way. A file reached under several names (symbolic or hard links) is
         reported once, under the first name found; in each directory, regular files come before links.
     type: bool
     default: false
   max_file_size:
     description:
-      - Largest file, in bytes, that is read; larger candidate files are listed in RV(skipped) as V(too_large).
+      - Largest file, in bytes, that is read; larger candidate files are listed in RV(problems) as V(too_large).
       - Must be between 1 and 268435456 (256 MiB).
     type: int
     default: 1048576
@@ -308,7 +308,7 @@ keys:
       description: As RV(certificates[].managed_by).
       type: str
       sample: null
-skipped:
+problems:
   description:
     - Files and paths that were not read or held nothing usable, with the reason. The search went on after each.
     - C(reason) is one of V(missing) (a path of O(paths) does not exist, a glob matches nothing), V(unreadable)
@@ -329,12 +329,12 @@ totals:
   description:
     - C(files_seen) regular files and links to files met in the walk (and files named in O(paths)), C(files_read)
       files opened, C(certificates) and C(keys) entries returned, C(expired) certificates past their end,
-      C(expiring) certificates due but not expired, C(managed) managed certificates and C(skipped) entries in
-      RV(skipped).
+      C(expiring) certificates due but not expired, C(managed) managed certificates and C(problems) entries in
+      RV(problems).
   returned: always
   type: dict
   sample: {files_seen: 20000, files_read: 2000, certificates: 2000, keys: 0, expired: 3, expiring: 12,
-           managed: 40, skipped: 0}
+           managed: 40, problems: 0}
 '''
 
 from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import run_module

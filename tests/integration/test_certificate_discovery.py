@@ -7,6 +7,7 @@ with the local CA (detected as managed)."""
 import datetime
 import json
 import os
+import re
 import shutil
 import subprocess
 import textwrap
@@ -21,6 +22,14 @@ from cryptography.x509.oid import NameOID
 ENV = {'ANSIBLE_DISPLAY_TRACEBACK': 'error'}
 EXCEPTION_MARKS = ('Traceback', 'Task failed: Module failed', 'TypeError:', 'KeyError:', 'AttributeError:',
                    'unexpected failure')
+EXCEPTION_TEXT = re.compile(
+    r'\b(TypeError|ValueError|KeyError|AttributeError|OSError|IOError|IndexError|OverflowError'
+    r'|UnicodeDecodeError|UnicodeEncodeError|UnicodeError|FileNotFoundError|IsADirectoryError'
+    r'|NotADirectoryError|PermissionError|AssertionError|RuntimeError|ZeroDivisionError'
+    r'|RecursionError|NameError|InvalidSignature|InternalError):')
+EXCEPTION_LINE = re.compile(r'^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)):', re.M)
+HANDLED = ('AnsibleTaskError', 'AnsibleActionCapturedError', 'AnsibleModuleCapturedError', 'AnsibleActionFail',
+           'ConfigError', 'AnsibleError', 'AnsibleModuleError')
 JKS_PASSWORD = 'jks-secret-1'
 P12_PASSWORD = 'p12-secret-1'
 WRONG_P12_PASSWORD = 'not-in-the-list'
@@ -167,6 +176,16 @@ def _no_exception(result):
         assert mark not in text, text[-3000:]
 
 
+def _handled_failure_only(result):
+    """A refused task: ansible-core shows its own task error (with its traceback under
+    ANSIBLE_DISPLAY_TRACEBACK=error), nothing of the module escaped."""
+    text = result.stdout + result.stderr
+    assert not EXCEPTION_TEXT.search(text), text[-3000:]
+    escaped = [name for name in EXCEPTION_LINE.findall(text) if name.split('.')[-1] not in HANDLED]
+    assert not escaped, text[-3000:]
+    assert 'unexpected failure' not in text and 'module_stderr' not in text, text[-3000:]
+
+
 @pytest.fixture
 def tree(tmp_path, run_playbook):
     if not shutil.which('keytool') or not shutil.which('openssl'):
@@ -203,7 +222,7 @@ def test_every_format_counts_and_fields(tree, tmp_path, run_playbook):
 
     certs = _by_path(found['certificates'])
     keys = _by_path(found['keys'])
-    skipped = {(s['path'], s['reason']) for s in found['skipped']}
+    skipped = {(s['path'], s['reason']) for s in found['problems']}
     d = tree['dirs']
     as_root = os.geteuid() == 0
     locked = str(d['locked'] / 'secret.pem')
@@ -232,8 +251,8 @@ def test_every_format_counts_and_fields(tree, tmp_path, run_playbook):
     }
     if not as_root:
         expected_skipped.add((locked, 'unreadable'))
-    assert skipped == expected_skipped, found['skipped']
-    for entry in found['skipped']:
+    assert skipped == expected_skipped, found['problems']
+    for entry in found['problems']:
         assert entry['detail']
 
     # keys: beside certificates, inside PKCS#12 and JKS, the role's key
@@ -312,10 +331,14 @@ def test_every_format_counts_and_fields(tree, tmp_path, run_playbook):
     assert totals['expired'] == 1
     assert totals['expiring'] == 2           # soon.crt and the same certificate in chain.p7c
     assert totals['managed'] == 4
-    assert totals['skipped'] == len(expected_skipped)
-    # files met: 19 in the fixture tree + 5 written by the role (key, csr, crt, chain, fullchain)
-    assert totals['files_seen'] == 24, totals
-    # not read: readme.txt (name), managed.csr (name), pipe.pem (FIFO), huge.pem (size)
+    assert totals['problems'] == len(expected_skipped)
+    # files met: 19 in the fixture tree + what the role wrote (key, csr, crt, chain, fullchain and
+    # certificate_request's cache file)
+    role_files = os.listdir(str(mdir))
+    assert {'managed.key', 'managed.csr', 'managed.crt', 'managed.chain.pem', 'managed.fullchain.pem'} <= set(role_files)
+    assert totals['files_seen'] == 19 + len(role_files), totals
+    # read: every file but readme.txt, managed.csr and the role's other files (names), pipe.pem (FIFO),
+    # huge.pem (size)
     assert totals['files_read'] == 20, totals
 
 
@@ -331,9 +354,9 @@ def test_check_mode_depth_excludes_and_managed_dirs(tree, run_playbook):
     assert found['changed'] is False
     paths = {c['path'] for c in found['certificates']}
     assert str(d['stores'] / 'app.jks') not in paths and str(d['p7'] / 'chain.p7b') not in paths
-    assert not any(s['path'].startswith(str(d['junk'])) for s in found['skipped'])
+    assert not any(s['path'].startswith(str(d['junk'])) for s in found['problems'])
     # without passwords, without following links: no loop entry, no PKCS#12 password problem
-    reasons = sorted({s['reason'] for s in found['skipped']})
+    reasons = sorted({s['reason'] for s in found['problems']})
     assert reasons == (['not_a_regular_file'] if os.geteuid() == 0 else ['not_a_regular_file', 'unreadable'])
     ca = [c for c in found['certificates'] if c['path'] == str(d['ca'] / 'ca.crt')][0]
     assert ca['managed'] is True and ca['managed_by'] == 'managed_dirs'
@@ -353,10 +376,11 @@ def test_check_mode_depth_excludes_and_managed_dirs(tree, run_playbook):
 ])
 def test_bad_input_names_the_option(params, option, run_playbook):
     result = run_playbook(_discovery_play(dict(params, passwords=['hunter2-secret'])), env=ENV)
-    _no_exception(result)
+    _handled_failure_only(result)
     assert result.rc != 0
     found = result.task('Discover')
-    assert found.get('failed') is True
-    assert found['msg'].startswith(option + ':'), found['msg']
+    assert result.status('Discover') == 'failed'
+    assert found['msg'].startswith(option), found['msg']
+    assert found['error_option'].startswith(option) and found['error_kind'] == 'config'
     assert 'Fix:' in found['msg']
     assert 'hunter2-secret' not in result.stdout + result.stderr + json.dumps(found)
