@@ -13,6 +13,15 @@ mount namespace (``unshare --mount``; ``--user --map-root-user`` when not root) 
 /var and /srv are copy-on-write overlays on a tmpfs that disappears with the run.  Where
 user namespaces or overlayfs are not available the test skips and says so.
 
+deploy's java_keystore example restarts a real Tomcat 10 (``systemctl restart tomcat10``, a
+stand-in service manager in the sandbox that stops the JVM by PID and starts it again), and a
+check play afterwards does a TLS handshake to see Tomcat serve the certificate the example put in
+its keystore.  deploy's traefik example runs against a stand-in for Traefik's file provider
+(tests/integration/traefik_file_provider.py: it watches /etc/traefik/dynamic with inotify,
+reloads the tls.certificates of its YAML files on every change and serves them by SNI on 443):
+Traefik is not packaged for Debian and the tests download no software, so the example's live
+``verify`` handshake is answered by that stand-in, not by Traefik.
+
 Runs with ANSIBLE_DISPLAY_TRACEBACK=error; any exception text in the output fails the module.
 The terminal summary prints ``EXAMPLES modules=N tasks=M passed=K``.
 """
@@ -37,6 +46,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 REPO = Path(__file__).resolve().parents[2]
@@ -217,6 +227,7 @@ class Setup:
         self.phase_of = {}       # task name -> phase: run in a sandbox of its own with that phase's servers
         self.net_phases = set()  # phases in a private network namespace (all of them with ``net``)
         self.phase_tasks = {}    # phase -> more setup tasks there (what earlier example tasks made)
+        self.phase_checks = {}   # phase -> tasks of a play run after the example play (failing fails the module)
 
     def service(self, argv, log, ports, env=None, cwd=None, phase=None, paths=(), stop=None):
         """A server started inside the sandbox; the playbook starts once every port listens and
@@ -597,6 +608,216 @@ def _deploy_servers(world, s, ctx):
         s.phase_of[name] = phase
 
 
+TOMCAT_HOME = '/usr/share/tomcat10'
+#: the CATALINA_BASE of the examples' Tomcat (the package's own /var/lib/tomcat10 is left alone)
+TOMCAT_BASE = '/srv/tomcat10'
+TOMCAT_KEYSTORE = '/etc/tomcat10/keystore.p12'
+#: what the java_keystore example's restart_command runs, in place of the systemd unit
+TOMCAT_UNIT_PATH = '/usr/local/lib/certforge-examples/tomcat10-unit.py'
+
+TOMCAT_SERVER_XML = '''<?xml version="1.0" encoding="UTF-8"?>
+<Server port="-1" shutdown="SHUTDOWN">
+  <Service name="Catalina">
+    <Connector port="443" address="127.0.0.1" protocol="org.apache.coyote.http11.Http11NioProtocol"
+               SSLEnabled="true" scheme="https" secure="true" maxThreads="4">
+      <SSLHostConfig>
+        <Certificate certificateKeystoreFile="{keystore}" certificateKeystoreType="PKCS12"
+                     certificateKeystorePassword="{password}" certificateKeyAlias="tomcat"/>
+      </SSLHostConfig>
+    </Connector>
+    <Engine name="Catalina" defaultHost="localhost">
+      <Host name="localhost" appBase="webapps" unpackWARs="false" autoDeploy="false" deployOnStartup="false"/>
+    </Engine>
+  </Service>
+</Server>
+'''
+
+TOMCAT_UNIT = r'''"""tomcat10 of the examples sandbox, in place of its systemd unit.
+
+``run``: keeps one Tomcat JVM running (its PID in /run/tomcat10/tomcat10.pid); on SIGHUP stops
+that JVM by its PID and starts a new one; on SIGTERM stops it and exits.
+``restart`` (what ``systemctl restart tomcat10`` runs): asks the unit for that and returns once
+a new JVM answers a TLS handshake on 127.0.0.1:443 (fails after 120 seconds)."""
+import json, os, signal, socket, ssl, subprocess, sys, time
+ARGV = json.loads(%(argv)r)
+LOG = %(log)r
+RUN = '/run/tomcat10'
+JVM_PID, UNIT_PID = RUN + '/tomcat10.pid', RUN + '/unit.pid'
+
+
+def pid_in(path):
+    try:
+        with open(path) as handle:
+            return int(handle.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def write_pid(path, pid):
+    with open(path + '.new', 'w') as handle:
+        handle.write('%%d\n' %% pid)
+    os.replace(path + '.new', path)
+
+
+def start():
+    with open(LOG, 'ab') as log:
+        proc = subprocess.Popen(ARGV, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    write_pid(JVM_PID, proc.pid)
+    return proc
+
+
+def stop(proc):
+    pid = pid_in(JVM_PID)
+    if pid == proc.pid and proc.poll() is None:
+        os.kill(pid, signal.SIGTERM)
+        try:
+            proc.wait(8)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(8)
+    try:
+        os.unlink(JVM_PID)
+    except OSError:
+        pass
+
+
+def run():
+    os.makedirs(RUN, exist_ok=True)
+    wanted = []
+    signal.signal(signal.SIGHUP, lambda *dummy: wanted.append('restart'))
+    signal.signal(signal.SIGTERM, lambda *dummy: wanted.append('stop'))
+    write_pid(UNIT_PID, os.getpid())
+    proc = start()
+    while True:
+        if 'stop' in wanted:
+            stop(proc)
+            return 0
+        if wanted:
+            del wanted[:]
+            stop(proc)
+            proc = start()
+        if proc.poll() is not None:
+            sys.stderr.write('tomcat10: the JVM exited (rc=%%s)\n' %% proc.returncode)
+            return 1
+        time.sleep(0.1)
+
+
+def answers_tls():
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection(('127.0.0.1', 443), timeout=2) as sock:
+            with context.wrap_socket(sock, server_hostname='localhost'):
+                return True
+    except (OSError, ssl.SSLError):
+        return False
+
+
+def restart():
+    old, unit = pid_in(JVM_PID), pid_in(UNIT_PID)
+    if not unit:
+        sys.exit('tomcat10 is not running (no %%s)' %% UNIT_PID)
+    os.kill(unit, signal.SIGHUP)
+    deadline = time.monotonic() + 120
+    while True:
+        new = pid_in(JVM_PID)
+        if new and new != old and answers_tls():
+            print('tomcat10 restarted: JVM %%d stopped, JVM %%d answers TLS on 127.0.0.1:443' %% (old, new))
+            return 0
+        if time.monotonic() > deadline:
+            sys.exit('tomcat10 did not answer TLS on 127.0.0.1:443 within 120 seconds after the restart; see %%s' %% LOG)
+        time.sleep(0.1)
+
+
+sys.exit(run() if sys.argv[1:] == ['run'] else restart())
+'''
+
+#: ``systemctl`` of the deploy sandbox: tomcat10's restart here, everything else to nginx's
+DEPLOY_SYSTEMCTL = '''#!/bin/sh
+case "$1 $2" in
+    "restart tomcat10"|"restart tomcat10.service") exec {python} {unit} restart ;;
+    *) exec /usr/local/lib/certforge-examples/systemctl-nginx "$@" ;;
+esac
+'''
+
+#: run in the check plays: the serial served on 127.0.0.1:<port> for SNI <name> must be <serial>
+SERVED_SERIAL = '''import socket, ssl, sys
+from cryptography import x509
+port, name, expected = int(sys.argv[1]), sys.argv[2], sys.argv[3].upper()
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+with socket.create_connection(('127.0.0.1', port), timeout=10) as sock:
+    with context.wrap_socket(sock, server_hostname=name) as tls:
+        served = '%X' % x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
+print('127.0.0.1:%d (SNI %s) serves serial %s, deployed %s' % (port, name, served, expected))
+sys.exit(0 if served == expected else 'served serial %s is not the deployed %s' % (served, expected))
+'''
+
+
+def _served_serial_check(what, serial):
+    return {'name': 'check: %s serves the certificate the example deployed (TLS handshake)' % what,
+            'ansible.builtin.command': {'argv': [PYTHON, '/usr/local/lib/certforge-examples/served-serial.py',
+                                                 '443', 'www.example.com', serial]},
+            'changed_when': False}
+
+
+def _tomcat_and_traefik(world, s, ctx):
+    """The java_keystore and traefik examples, each in a phase of its own with a server on 443.
+
+    Tomcat 10 (Debian's tomcat10: CATALINA_HOME /usr/share/tomcat10, CATALINA_BASE /srv/tomcat10
+    made here) reads /etc/tomcat10/keystore.p12 (PKCS12, alias tomcat, the example's store
+    password) holding an older certificate for the issued one's key.  ``systemctl restart
+    tomcat10`` (the example's restart_command) really restarts it: the tomcat10 unit stand-in
+    stops the JVM by PID and starts a new one, and systemctl returns once it answers TLS.  A check
+    play then sees the served serial by a TLS handshake.
+
+    Traefik: the file-provider stand-in (see the module docstring) watches /etc/traefik/dynamic
+    and serves it on 443; the example's own verify checks the served serial, and so does the
+    check play."""
+    key_pem = s.files['/etc/nginx/tls/www.example.com.key'][0]
+    key = serialization.load_pem_private_key(key_pem.encode(), None)
+    serial = '%X' % x509.load_pem_x509_certificate(s.vars['issued']['certificate'].encode()).serial_number
+    s.files['/usr/local/lib/certforge-examples/served-serial.py'] = (SERVED_SERIAL, 0o644)
+    # Tomcat
+    java = shutil.which('java') or '/usr/bin/java'
+    if os.path.exists(os.path.join(TOMCAT_HOME, 'bin', 'bootstrap.jar')) and os.path.exists(java):
+        password = 'example-keystore-password'
+        s.vars['vault_keystore_password'] = password
+        old = x509.load_pem_x509_certificate(world.leaf(['www.example.com'], days=10, key=key)[0].encode())
+        keystore = pkcs12.serialize_key_and_certificates(
+            b'tomcat', key, old, [world.sub], serialization.BestAvailableEncryption(password.encode()))
+        s.files[TOMCAT_KEYSTORE] = (base64.b64encode(keystore).decode(), 'b64:0600')
+        s.files['/etc/tomcat10/tls/www.key'] = (key_pem, 0o600)
+        s.files[TOMCAT_BASE + '/conf/server.xml'] = (
+            TOMCAT_SERVER_XML.replace('{keystore}', TOMCAT_KEYSTORE).replace('{password}', password), 0o600)
+        for sub in ('logs', 'temp', 'work', 'webapps'):
+            s.files['%s/%s/.keep' % (TOMCAT_BASE, sub)] = ('', 0o644)
+        argv = [java, '-Xmx128m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-Djava.awt.headless=true',
+                '-Dcatalina.home=' + TOMCAT_HOME, '-Dcatalina.base=' + TOMCAT_BASE,
+                '-Djava.io.tmpdir=%s/temp' % TOMCAT_BASE,
+                '-classpath', '%s/bin/bootstrap.jar:%s/bin/tomcat-juli.jar' % (TOMCAT_HOME, TOMCAT_HOME),
+                'org.apache.catalina.startup.Bootstrap', 'start']
+        s.files[TOMCAT_UNIT_PATH] = (TOMCAT_UNIT % {'argv': json.dumps(argv),
+                                                    'log': str(ctx['tmp'] / 'tomcat10.log')}, 0o644)
+        s.files['/usr/local/lib/certforge-examples/systemctl-nginx'] = s.files['/usr/local/bin/systemctl']
+        s.files['/usr/local/bin/systemctl'] = (
+            DEPLOY_SYSTEMCTL.replace('{python}', PYTHON).replace('{unit}', TOMCAT_UNIT_PATH), 0o755)
+        s.service([PYTHON, TOMCAT_UNIT_PATH, 'run'], ctx['tmp'] / 'tomcat10-unit.log', [443], phase='tomcat')
+        s.phase_checks['tomcat'] = [_served_serial_check('Tomcat', serial)]
+    else:
+        s.skip_tasks['One alias of a Java keystore, then restart the application'] = (
+            'needs Tomcat 10 (%s/bin/bootstrap.jar) and java: make deps installs tomcat10' % TOMCAT_HOME)
+    # Traefik's file provider (stand-in)
+    s.files['/etc/traefik/tls/www.example.com.key'] = (key_pem, 0o600)
+    s.files['/etc/traefik/dynamic/.keep'] = ('', 0o644)
+    s.service([PYTHON, REPO / 'tests' / 'integration' / 'traefik_file_provider.py',
+               '--directory', '/etc/traefik/dynamic', '--listen', '127.0.0.1:443'],
+              ctx['tmp'] / 'traefik-file-provider.log', [443], phase='traefik')
+    s.phase_checks['traefik'] = [_served_serial_check('the Traefik file-provider stand-in', serial)]
+
+
 CERT_MANAGER_TASK = 'Client-certificate authentication from a PKCS#12 file'
 
 
@@ -640,6 +861,7 @@ def setup_for(module, world, ctx):
         s.vars['vault_app_p12_password'] = 'example-p12-password'
         s.skip_tasks.update(DEPLOY_NOT_RUN)
         _deploy_servers(world, s, ctx)
+        _tomcat_and_traefik(world, s, ctx)
     if module.startswith('acme_'):
         if not (os.path.exists(PEBBLE) and os.path.exists(CHALLTESTSRV)):
             pytest.skip('pebble and pebble-challtestsrv are not installed')
@@ -862,20 +1084,15 @@ DEPLOY_PHASES = {
     'Caddy, certificate loaded through the admin API (no restart)': 'caddy',
     'HAProxy, certificate swapped through the runtime API (no reload); the file is written too': 'haproxy',
     'HAProxy, config test then a master-worker reload through the master CLI': 'haproxy',
+    'One alias of a Java keystore, then restart the application': 'tomcat',
+    'Traefik (file provider watching /etc/traefik/dynamic), key and certificate switched by one link rename':
+        'traefik',
 }
 
-#: deploy examples for servers this test cannot run in the sandbox (the nginx, postfix, dovecot,
-#: PKCS#12, envoy SDS file and files examples run in one sandbox, apache, caddy and haproxy each
-#: in one of their own)
-DEPLOY_NOT_RUN = {
-    'One alias of a Java keystore, then restart the application':
-        'needs Tomcat 10 (not installed here) under a service manager: the example restarts it through '
-        'the deploy task\'s restart_command (systemctl restart tomcat10), which a stand-in could only '
-        'pretend to do',
-    'Traefik (file provider watching /etc/traefik/dynamic), key and certificate switched by one link rename':
-        'needs traefik (not installed here, no Debian package): the example verifies the served serial '
-        'of www.example.com on 443 after the file provider reloads',
-}
+#: deploy examples for servers this test cannot run in the sandbox (none: nginx, postfix, dovecot,
+#: PKCS#12, envoy SDS file and files examples run in one sandbox, apache, caddy, haproxy, Tomcat
+#: and the Traefik file-provider stand-in each in one of their own)
+DEPLOY_NOT_RUN = {}
 
 
 def _run_phase(module, setup, tasks, phase, tmp_path, ansible_home, sandbox_prefix):
@@ -898,6 +1115,9 @@ def _run_phase(module, setup, tasks, phase, tmp_path, ansible_home, sandbox_pref
     if setup.module_defaults:
         example_play['module_defaults'] = setup.module_defaults
     plays.append(example_play)
+    if setup.phase_checks.get(phase):
+        plays.append({'name': 'Checks after the %s examples' % module, 'hosts': 'localhost',
+                      'gather_facts': False, 'tasks': setup.phase_checks[phase]})
     (work / 'playbook.yml').write_text(yaml.safe_dump(plays, sort_keys=False))
     (work / 'inventory.ini').write_text('localhost ansible_connection=local ansible_python_interpreter=%s\n' % PYTHON)
     results = work / 'results.json'
