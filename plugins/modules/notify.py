@@ -244,7 +244,7 @@ delivered:
   returned: always
   type: int
   sample: 3
-failed:
+undelivered:
   description: Messages not delivered after their retries, all notifiers.
   returned: always
   type: int

@@ -26,6 +26,7 @@ __metaclass__ = type
 
 import datetime
 import fnmatch
+import math
 import threading
 
 from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import ArgumentSpec
@@ -113,14 +114,22 @@ def finding_event(item, index, now=None):
         raise ConfigError('is %s, not a dictionary' % type(item).__name__, option=option,
                           fix='give each finding as a dictionary with name (or subject) and days_left or not_after')
     cert = item.get('certificate') if isinstance(item.get('certificate'), dict) else {}
+    chain = item.get('chain') if isinstance(item.get('chain'), list) else []
+    if chain and isinstance(chain[0], dict):        # tls_scan: the served leaf comes first
+        cert = dict(chain[0], **cert)
     merged = dict(cert)
-    merged.update(dict((k, v) for k, v in item.items() if k != 'certificate'))
+    merged.update(dict((k, v) for k, v in item.items() if k not in ('certificate', 'chain')))
+    tls = 'port' in merged and ('chain' in item or 'sni' in item)
+    if isinstance(merged.get('hosts'), list):       # a report's rows
+        merged.setdefault('host', ', '.join(str(h) for h in merged['hosts']))
+    if isinstance(merged.get('locations'), list) and merged['locations'] and not merged.get('path'):
+        merged['path'] = ', '.join(str(loc) for loc in merged['locations'][:5])
     now = now or datetime.datetime.now(datetime.timezone.utc)
     days = _first(merged, DAYS_KEYS)
     not_after = _first(merged, NOT_AFTER_KEYS)
     if days is not None:
         try:
-            days = int(float(days))
+            days = int(math.floor(float(days)))
         except (TypeError, ValueError):
             raise ConfigError('days_left %r is not a number' % (days,), option='%s.days_left' % option,
                               fix='give days_left as a whole number of days')
@@ -129,16 +138,17 @@ def finding_event(item, index, now=None):
         if when is None:
             raise ConfigError('not_after %r is not a date' % (not_after,), option='%s.not_after' % option,
                               fix='give not_after as an ISO 8601 UTC time such as 2030-01-31T12:00:00Z')
-        days = int((when - now).total_seconds() // 86400)
+        days = int(math.floor((when - now).total_seconds() / 86400.0))
     endpoint = merged.get('endpoint')
-    if not endpoint and merged.get('port') and (merged.get('address') or merged.get('host')):
-        endpoint = '%s:%s' % (merged.get('address') or merged.get('host'), merged['port'])
+    if not endpoint and merged.get('port') and (merged.get('host') or merged.get('address')):
+        endpoint = '%s:%s' % (merged.get('host') or merged.get('address'), merged['port'])
     name = merged.get('name') or merged.get('common_name') or _subject_cn(merged.get('subject')) \
-        or merged.get('server_name') or merged.get('path') or endpoint
+        or merged.get('sni') or merged.get('server_name') or merged.get('path') or endpoint
     if not name:
         raise ConfigError('names no certificate', option=option,
                           fix='give name, subject, path or endpoint in each finding')
-    details = dict(days_left=days, not_after=not_after, host=merged.get('host') or merged.get('inventory_hostname'),
+    host = None if tls else (merged.get('host') or merged.get('inventory_hostname'))
+    details = dict(days_left=days, not_after=not_after, host=host,
                    path=merged.get('path'), endpoint=endpoint, serial=merged.get('serial'),
                    subject=merged.get('subject') if isinstance(merged.get('subject'), str) else None,
                    issuer_dn=merged.get('issuer') if isinstance(merged.get('issuer'), str) else None)
@@ -152,7 +162,7 @@ def finding_event(item, index, now=None):
                               fix='give days_left or not_after (or error for an endpoint that could not be read)')
         details['error'] = str(error)
         return Event('failed', str(name), details=details)
-    return Event('expired' if days < 0 else 'expiring', str(name), details=details)
+    return Event('expired' if days < 0 or merged.get('expired') is True else 'expiring', str(name), details=details)
 
 
 def event_from_dict(item, index):
@@ -198,12 +208,13 @@ class Dispatcher:
 
     def __init__(self, notifiers, routes=None, digest=False, critical_days=common.CRITICAL_DAYS,
                  warning_days=common.WARNING_DAYS, option='notifiers', routes_option='routes',
-                 load_entry_points=False, registry=None):
+                 load_entry_points=False, registry=None, no_log_values=None):
         self.option, self.routes_option = option, routes_option
         self.digest = bool(digest)
         self.critical_days, self.warning_days = critical_days, warning_days
         self.registry = registry or Registry(BUILTIN_PLUGINS, load_entry_points=load_entry_points)
-        self.no_log_values = set()
+        # the caller's set, so values found before a refusal (a misspelt secret) are hidden too
+        self.no_log_values = no_log_values if no_log_values is not None else set()
         self.entries = []
         seen = {}
         for index, entry in enumerate(notifiers or []):
@@ -359,13 +370,16 @@ SPEC = ArgumentSpec(dict(
 ))
 
 
-def _hide(ctx, values):
-    values = set(v for v in values if v)
+def _hidden(ctx):
     hidden = getattr(ctx, 'no_log_values', None)
     if hidden is None:
         hidden = set()
         ctx.no_log_values = hidden
-    hidden.update(values)
+    return hidden
+
+
+def _hide(ctx, values):
+    _hidden(ctx).update(v for v in values if v)
 
 
 SECRET_NAMES = ('url', 'secret', 'routing_key', 'api_key', 'password', 'token', 'webhook_url', 'integration_key')
@@ -390,7 +404,8 @@ def execute(ctx):
         raise ConfigError('critical_days (%d) is above warning_days (%d)' % (p['critical_days'], p['warning_days']),
                           option='critical_days', fix='make critical_days at most warning_days')
     dispatcher = Dispatcher(p['notifiers'], p.get('routes'), digest=p.get('digest'), critical_days=p['critical_days'],
-                            warning_days=p['warning_days'], load_entry_points=getattr(ctx, 'load_entry_points', False))
+                            warning_days=p['warning_days'], load_entry_points=getattr(ctx, 'load_entry_points', False),
+                            no_log_values=_hidden(ctx))
     _hide(ctx, dispatcher.no_log_values)
     for entry in dispatcher.entries:
         getter = getattr(entry['connector'], 'secrets', None)
@@ -406,18 +421,18 @@ def execute(ctx):
         result['changed'] = any(n['messages'] for n in result['would_send'])
         result['notifiers'] = [dict(name=n['name'], type=n['type'], events=n['events'], delivered=0, failed=0,
                                     would_send=len(n['messages'])) for n in result['would_send']]
-        result['delivered'] = result['failed'] = 0
+        result['delivered'] = result['undelivered'] = 0
         return result
     warnings = []
     result['notifiers'] = dispatcher.send(plan, warn=warnings.append)
     for text in warnings:
         ctx.warn(text)
     result['delivered'] = sum(n['delivered'] for n in result['notifiers'])
-    result['failed'] = sum(n['failed'] for n in result['notifiers'])
+    result['undelivered'] = sum(n['failed'] for n in result['notifiers'])
     result['changed'] = result['delivered'] > 0
-    if result['failed'] and p.get('fail_on_error'):
+    if result['undelivered'] and p.get('fail_on_error'):
         errors = [e for n in result['notifiers'] for e in n['errors']]
-        result.update(failed=True, msg='%d notification(s) not delivered: %s' % (result['failed'], '; '.join(errors)),
+        result.update(failed=True, msg='%d notification(s) not delivered: %s' % (result['undelivered'], '; '.join(errors)),
                       error_option='notifiers')
     return result
 
@@ -433,7 +448,8 @@ class Feed:
     def __init__(self, ctx, notifiers, routes=None, option='notifiers', routes_option='notify_routes'):
         _hide(ctx, secret_guess(notifiers))
         self.dispatcher = Dispatcher(notifiers, routes, option=option, routes_option=routes_option,
-                                     load_entry_points=getattr(ctx, 'load_entry_points', False))
+                                     load_entry_points=getattr(ctx, 'load_entry_points', False),
+                                     no_log_values=_hidden(ctx))
         _hide(ctx, self.dispatcher.no_log_values)
         for entry in self.dispatcher.entries:
             getter = getattr(entry['connector'], 'secrets', None)
