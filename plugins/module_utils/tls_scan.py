@@ -610,15 +610,20 @@ class Analyzer:
             days_left=round((end - self.now).total_seconds() / 86400.0, 2),
             sha256=cx509.fingerprint(cert, 'sha256'),
             key_type=key.get('type'), key_size=key.get('size'), key_curve=key.get('curve'),
-            signature_hash=_signature_hash(cert), self_signed=cx509.is_self_signed(cert), is_ca=is_ca,
+            signature_hash=_signature_hash(cert), self_signed=self._self_signed(cert), is_ca=is_ca,
         )
         self._facts[der] = facts
         return facts
 
     # -- judgements --------------------------------------------------------------------------
 
+    def _self_signed(self, cert):
+        return cert.subject == cert.issuer and verify_signature(cert, cert, self.lib)
+
     def _issued_by(self, cert, issuer):
-        return cert.issuer == issuer.subject and cx509._verify_signature(cert, issuer)  # pylint: disable=protected-access
+        if cert.issuer != issuer.subject:
+            return False
+        return verify_signature(cert, issuer, self.lib)
 
     def path(self, ders, source):
         """(chain_complete, trusted, detail): build the path leaf -> trust anchor."""
@@ -640,7 +645,7 @@ class Analyzer:
                     nxt = (der, cert)
                     break
             if nxt is None:
-                if cx509.is_self_signed(current):
+                if self._self_signed(current):
                     return True, False, 'the chain ends at %s, which is not a trust anchor' % (
                         current.subject.rfc4514_string() or '(empty subject)')
                 if candidates:
@@ -649,8 +654,13 @@ class Analyzer:
                 if source == 'leaf_only':
                     return 'unknown', None, 'only the leaf could be read; its issuer %s is not a trust anchor' % (
                         current.issuer.rfc4514_string())
-                return False, False, 'the issuer %s of %s is neither served nor a trust anchor' % (
-                    current.issuer.rfc4514_string(), current.subject.rfc4514_string() or '(empty subject)')
+                if current_der != ders[0]:
+                    # the leaf's issuer was served; the top of the served chain has an unknown issuer
+                    # (usually a root that is not in the trust store)
+                    return True, False, 'the issuer %s of the served %s is not a trust anchor' % (
+                        current.issuer.rfc4514_string(), current.subject.rfc4514_string() or '(empty subject)')
+                return False, False, 'the issuer %s of the leaf is neither served nor a trust anchor' % (
+                    current.issuer.rfc4514_string())
             used.add(nxt[0])
             current_der, current = nxt
         return False, False, 'the chain is longer than 12 certificates'
@@ -707,6 +717,36 @@ class Analyzer:
             found['sha1_signature'] = ', '.join(sha1)
         problems = [p for p in PROBLEMS if p in found]
         return problems, [dict(problem=p, detail=found[p]) for p in problems], complete, trusted
+
+
+def verify_signature(cert, issuer, lib):
+    """Whether ``issuer``'s key made ``cert``'s signature.  ``verify_directly_issued_by`` first;
+    signatures it does not take (SHA-1 in recent cryptography releases) are checked directly with
+    the issuer's public key, since a scan must still judge such chains."""
+    if hasattr(cert, 'verify_directly_issued_by'):
+        try:
+            cert.verify_directly_issued_by(issuer)
+            return True
+        except lib.InvalidSignature:
+            return False
+        except (ValueError, TypeError):
+            pass        # unsupported algorithm: try directly below
+    try:
+        algorithm = cert.signature_hash_algorithm
+        pub = issuer.public_key()
+        if isinstance(pub, lib.rsa.RSAPublicKey):
+            pub.verify(cert.signature, cert.tbs_certificate_bytes, lib.padding.PKCS1v15(), algorithm)
+        elif isinstance(pub, lib.ec.EllipticCurvePublicKey):
+            pub.verify(cert.signature, cert.tbs_certificate_bytes, lib.ec.ECDSA(algorithm))
+        elif isinstance(pub, lib.dsa.DSAPublicKey):
+            pub.verify(cert.signature, cert.tbs_certificate_bytes, algorithm)
+        elif isinstance(pub, (lib.ed25519.Ed25519PublicKey, lib.ed448.Ed448PublicKey)):
+            pub.verify(cert.signature, cert.tbs_certificate_bytes)
+        else:
+            return False
+        return True
+    except Exception:  # pylint: disable=broad-except  (InvalidSignature, unsupported hash or key)
+        return False
 
 
 def _dns_match(pattern, name):

@@ -254,8 +254,9 @@ endpoints:
       sample: served
     chain_complete:
       description:
-        - V(true) when the chain leads from the leaf to a trust anchor or a self-signed certificate, and every
-          signature on the way verifies. V(false) when an issuer is missing or a signature does not verify.
+        - V(false) when the leaf's issuer is neither served nor a trust anchor, or when a signature on the way up does not
+          verify (the problem V(incomplete_chain)). Otherwise V(true), including a served chain whose top certificate
+          has an issuer that is not a trust anchor (the problem V(untrusted) only).
         - V(unknown) when only the leaf could be read. Null when there was no handshake.
       type: raw
       sample: true
