@@ -100,9 +100,11 @@ def matches(pattern, server_name):
 class Store:
     """The TLS store: (DNS names, context) per loaded certificate, swapped whole on reload."""
 
-    def __init__(self, directory, default_context):
+    def __init__(self, directory, default_files):
         self.directory = directory
-        self.default_context = default_context
+        self.default_files = default_files
+        self.default_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.default_context.load_cert_chain(*default_files)
         self.entries = []
         self.lock = threading.Lock()
 
@@ -132,8 +134,9 @@ class Store:
         return self.default_context
 
 
-def default_context(workdir):
-    """Traefik's fallback: a self-signed certificate named TRAEFIK DEFAULT CERT."""
+def default_pair(workdir):
+    """Traefik's fallback, a self-signed certificate named TRAEFIK DEFAULT CERT: (certificate
+    path, key path) in ``workdir``."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'TRAEFIK DEFAULT CERT')])
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -147,9 +150,7 @@ def default_context(workdir):
     with os.fdopen(fd, 'wb') as handle:
         handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                        serialization.NoEncryption()))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_path, key_path)
-    return context
+    return cert_path, key_path
 
 
 class Watch:
@@ -210,7 +211,7 @@ def _handshake(server, conn):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--directory', required=True)
     parser.add_argument('--listen', default='127.0.0.1:443')
     args = parser.parse_args(argv)
@@ -219,8 +220,7 @@ def main(argv=None):
     signal.signal(signal.SIGINT, lambda *dummy: stopped.set())
     workdir = tempfile.mkdtemp(prefix='traefik-file-provider-')
     try:
-        store = Store(args.directory, default_context(workdir))
-        store.default_files = (os.path.join(workdir, 'default.crt'), os.path.join(workdir, 'default.key'))
+        store = Store(args.directory, default_pair(workdir))
         watch = Watch(args.directory)
         store.load()
         server = threading.Thread(target=serve, args=(args.listen, store, stopped), daemon=True)
