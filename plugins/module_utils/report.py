@@ -224,7 +224,9 @@ class Inventory:
     def add(self, facts, location, option, attach_only=False):
         """Merge ``facts`` (dict of certificate fields) seen at ``location``.  With
         ``attach_only`` the location is added only to a certificate already known."""
-        fp = normalize_fingerprint(facts.get('fingerprint_sha256'))
+        fingerprints = facts.get('fingerprints') if isinstance(facts.get('fingerprints'), dict) else {}
+        fp = normalize_fingerprint(facts.get('fingerprint_sha256') or facts.get('sha256')
+                                   or fingerprints.get('sha256'))
         issuer = name_text(facts.get('issuer'))
         serial = normalize_serial(facts.get('serial'))
         skey = self._serial_key(issuer, serial)
@@ -526,9 +528,7 @@ def add_order_store(inv, location):
             inv.add(facts, dict(kind='order_store', issuer=record.issuer, name=name, key=key), 'order_store')
             inv.counts['order_store_records'] += 1
     finally:
-        close = getattr(store, 'close', None)
-        if close:
-            close()
+        store.close()
 
 
 def add_local_ca(inv, path):

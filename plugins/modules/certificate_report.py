@@ -35,7 +35,7 @@ attributes:
   check_mode:
     support: full
     details:
-      - Nothing is written; RV(changed) says whether a file would change.
+      - Nothing is written; C(changed) says whether a file would change.
   diff_mode:
     support: full
     details:
@@ -51,7 +51,7 @@ options:
       - Results registered from M(certforge.pki.certificate_discovery).
       - Either a dict host -> result (the form that keeps host names, see the examples), or a list of results
         that each name their host (C(host) key); a registered loop (C(results)) is read item by item.
-      - Results of failed, skipped or unreachable hosts are left out and listed in RV(skipped).
+      - Results of failed, skipped or unreachable hosts are left out and listed in RV(left_out).
     type: raw
     default: []
   scans:

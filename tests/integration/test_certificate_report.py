@@ -444,3 +444,167 @@ def test_report_postgres_url_password_never_shown(fleet, run_playbook, tmp_path)
     assert secret not in result.stdout + result.stderr + json.dumps(rep)
     assert 'order_store' in rep['msg'], rep['msg']
     assert not (tmp_path / 'r.json').exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# the nightly playbook: real certificate_discovery on two local hosts, real tls_scan against a
+# real TLS listener, the report, and notify to a real webhook receiver
+# ---------------------------------------------------------------------------------------------
+
+class _TLSListener:
+    """A TLS listener on 127.0.0.1 (a free port) serving one chain; handshakes only."""
+
+    def __init__(self, chain_pem, key_pem, directory):
+        import socket
+        import ssl
+        import threading
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / 'chain.pem').write_bytes(chain_pem)
+        (directory / 'key.pem').write_bytes(key_pem)
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(str(directory / 'chain.pem'), str(directory / 'key.pem'))
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        import ssl
+        while True:
+            try:
+                conn = self.sock.accept()[0]
+            except OSError:
+                return
+            try:
+                conn.settimeout(5)
+                with self.context.wrap_socket(conn, server_side=True) as tls:
+                    tls.recv(1)
+            except (OSError, ssl.SSLError):
+                pass
+            finally:
+                conn.close()
+
+    def stop(self):
+        self.sock.close()
+        self.thread.join(10)
+
+
+class _Webhook:
+    """An HTTP receiver on 127.0.0.1 (a free port) that keeps every POST body."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        bodies = self.bodies = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the name http.server calls
+                length = int(self.headers.get('Content-Length') or 0)
+                bodies.append(self.rfile.read(length).decode('utf-8', 'replace'))
+                self.send_response(200)
+                self.send_header('Content-Length', '0')
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+@pytest.fixture
+def tls_listener(fleet, tmp_path):
+    key = ec.generate_private_key(ec.SECP256R1())
+    # a www certificate of its own (the fleet's www key is not kept): served and on web1's disk
+    www = _cert('www.fleet.test', key, days_left=5, sans=['www.fleet.test'])
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    listener = _TLSListener(www.public_bytes(serialization.Encoding.PEM), key_pem, tmp_path / 'tls')
+    try:
+        yield listener, www
+    finally:
+        listener.stop()
+
+
+@pytest.fixture
+def webhook():
+    hook = _Webhook()
+    try:
+        yield hook
+    finally:
+        hook.stop()
+
+
+def test_fleet_nightly_playbook(fleet, tls_listener, webhook, run_playbook, tmp_path):
+    import socket
+    import sys
+    import yaml
+    listener, www = tls_listener
+    pem = serialization.Encoding.PEM
+    web1, web2, report_dir = tmp_path / 'web1', tmp_path / 'web2', tmp_path / 'report'
+    web1.mkdir()
+    web2.mkdir()
+    (web1 / 'www.crt').write_bytes(www.public_bytes(pem))
+    (web1 / 'api.crt').write_bytes(fleet.leaf['api.fleet.test'].public_bytes(pem))
+    (web2 / 'www.crt').write_bytes(www.public_bytes(pem))
+    (web2 / 'old.crt').write_bytes(fleet.leaf['old.fleet.test'].public_bytes(pem))
+    (web2 / 'db.crt').write_bytes(fleet.leaf['db.fleet.test'].public_bytes(pem))
+    closed = socket.socket()
+    closed.bind(('127.0.0.1', 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    python = sys.executable
+    inventory = tmp_path / 'inventory.yml'
+    inventory.write_text(yaml.safe_dump({'fleet': {'hosts': {
+        'web1': {'ansible_connection': 'local', 'ansible_python_interpreter': python,
+                 'fleet_discovery_paths': [str(web1)]},
+        'web2': {'ansible_connection': 'local', 'ansible_python_interpreter': python,
+                 'fleet_discovery_paths': [str(web2)]},
+    }}}))
+    token = 'hook-token-9f8e7d'
+    extra = {
+        'fleet_hosts': 'fleet', 'fleet_report_dir': str(report_dir),
+        'fleet_tls_targets': [{'host': '127.0.0.1', 'port': listener.port, 'sni': 'www.fleet.test'},
+                              '127.0.0.1:%d' % closed_port],
+        'fleet_tls_allow': ['127.0.0.0/8'],
+        'fleet_notifiers': [{'name': 'hook', 'type': 'webhook',
+                             'options': {'url': 'http://127.0.0.1:%d/hook?token=%s' % (webhook.port, token)}}],
+        'ansible_python_interpreter': python,
+    }
+    playbook = REPO / 'playbooks' / 'fleet_nightly.yml'
+    result = run_playbook(playbook, extra_vars=extra, inventory=str(inventory), env=ENV)
+    assert result.rc == 0, result
+    no_exception(result)
+    rep = result.task('Write the fleet certificate report', host='web1')
+    rows = _rows_of(rep)
+    assert sorted(rows) == ['api.fleet.test', 'db.fleet.test', 'old.fleet.test', 'www.fleet.test'], rows.keys()
+    assert rows['www.fleet.test']['hosts'] == ['127.0.0.1', 'web1', 'web2']
+    assert sorted(loc['kind'] for loc in rows['www.fleet.test']['locations']) == ['endpoint', 'file', 'file']
+    assert rows['db.fleet.test']['hosts'] == ['web2']
+    assert (rep['expired'], rep['critical'], rep['warning']) == (1, 1, 1)
+    assert rep['sources']['endpoints'] == 2 and rep['sources']['endpoints_failed'] == 1
+    for name in ('certificates.html', 'certificates.json', 'certificates.csv'):
+        assert (report_dir / name).stat().st_size > 0
+    # the webhook got the three certificates that need attention (the receiver keeps a body
+    # before it answers, and notify waits for the answers)
+    notified = result.task('Notify about certificates that expire soon or have expired', host='web1')
+    assert notified['delivered'] >= 1, notified
+    text = '\n'.join(webhook.bodies)
+    for name in ('www.fleet.test', 'api.fleet.test', 'old.fleet.test'):
+        assert name in text, text[:2000]
+    assert 'db.fleet.test' not in text
+    assert token not in result.stdout + result.stderr + json.dumps(result.tasks, default=str)
+
+    # the next night with nothing changed: the report is left alone
+    again = run_playbook(playbook, extra_vars=extra, inventory=str(inventory), env=ENV)
+    assert again.rc == 0, again
+    assert again.task('Write the fleet certificate report', host='web1')['changed'] is False
