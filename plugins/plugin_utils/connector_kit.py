@@ -7,6 +7,8 @@
         --issuer NAME --setup my_package.kit
     python -m ansible_collections.certforge.pki.plugins.plugin_utils.connector_kit \\
         --target NAME --setup my_package.kit
+    python -m ansible_collections.certforge.pki.plugins.plugin_utils.connector_kit \\
+        --notifier NAME --setup my_package.kit
 
 (with the directory holding ``ansible_collections`` on PYTHONPATH).  It prints one line
 ``KIT <kind> <name> <passed>/<total>`` and the failing clauses by name; exit 1 if any failed.
@@ -27,6 +29,11 @@ transient failure such as 429 or 503 with Retry-After; returns a function that e
 
 targets: ``options`` (target_options), ``request_options`` (standard per-certificate options:
 paths under ``workdir``), ``certificate_options``, optionally ``cleanup()``.
+
+notifiers: ``options`` (options that reach a receiver the setup runs), ``received() -> int``
+(messages the receiver got), ``failing_options`` (options pointing at a receiver that fails
+every request, or at nothing), ``secrets`` (option values that must never show), optionally
+``cleanup()``.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ import sys
 import tempfile
 import traceback
 
-CLAUSES = {'issuer': [], 'target': []}
+CLAUSES = {'issuer': [], 'target': [], 'notifier': []}
 MODULE = 'ansible_collections.certforge.pki.plugins.plugin_utils.connector_kit'
 
 
@@ -82,8 +89,9 @@ def builtin_plugins():
     """The collection's own connectors, registered first (as the modules register them), so
     the kit runs against a built-in by name; installed packages come from their entry points."""
     from ansible_collections.certforge.pki.plugins.module_utils.certificate import BUILTIN_PLUGINS
+    from ansible_collections.certforge.pki.plugins.module_utils.notifiers.dispatch import BUILTIN_PLUGINS as NOTIFIERS
     from ansible_collections.certforge.pki.plugins.modules.deploy import PLUGINS
-    return list(BUILTIN_PLUGINS) + list(PLUGINS)
+    return list(BUILTIN_PLUGINS) + list(PLUGINS) + list(NOTIFIERS)
 
 
 def _sdk():
@@ -537,6 +545,96 @@ def imports_in_the_deploy_payload(kit):
 
 
 # ---------------------------------------------------------------------------------------------
+# notifier clauses
+# ---------------------------------------------------------------------------------------------
+
+NOTIFIER_KINDS = ('issued', 'renewed', 'pending', 'revoked', 'deployed', 'rolled_back', 'failed')
+
+
+def _notifier(kit, options=None):
+    from ansible_collections.certforge.pki.plugins.module_utils.core.options import check_options
+    cls = kit.cls()
+    checked = check_options(cls, dict(kit.setup['options'] if options is None else options),
+                            option='options', kind='notifier')
+    return cls(checked)
+
+
+def _kit_event(kind, name='kit-notify'):
+    sdk = _sdk()
+    details = {'serial': '0A0B', 'days_left': 5} if kind != 'failed' else {'error': 'kit failure'}
+    return sdk.Event(kind, name, issuer='kit_ca' if kind in ('issued', 'renewed', 'pending', 'revoked') else None,
+                     target='kit_target' if kind in ('deployed', 'rolled_back', 'failed') else None, details=details)
+
+
+@clause('notifier')
+def notifier_registers_and_subclasses(kit):
+    cls = kit.cls()
+    _require(issubclass(cls, _sdk().NotifierConnector), '%r does not subclass sdk.NotifierConnector' % cls)
+    _require(getattr(cls, 'name', None) in (None, kit.name), 'class says its name is %r' % getattr(cls, 'name', None))
+
+
+@clause('notifier')
+def notifier_declares_option_spec(kit):
+    from ansible_collections.certforge.pki.plugins.module_utils.core.options import option_spec_of
+    cls = kit.cls()
+    spec = option_spec_of(cls)
+    _require(spec is not None, 'option_spec is None: notifier options would go unchecked')
+    for key, entry in spec.items():
+        _require(isinstance(entry, dict) and entry.get('type'), 'option %s declares no type' % key)
+    for key in kit.setup['options']:
+        _require(key in spec, 'the setup uses option %s, which option_spec does not declare' % key)
+    for key, value in kit.setup['options'].items():
+        if value in kit.setup.get('secrets', ()):
+            _require(spec[key].get('no_log'), 'option %s holds a secret but is not no_log' % key)
+
+
+@clause('notifier')
+def notifier_timeout_is_bounded(kit):
+    from ansible_collections.certforge.pki.plugins.module_utils.core.options import option_spec_of
+    spec = option_spec_of(kit.cls()) or {}
+    entry = spec.get('timeout')
+    _require(entry is not None, 'no timeout option: network I/O must be bounded')
+    _require(isinstance(entry.get('default'), (int, float)) and 0 < entry['default'] <= 120,
+             'timeout default %r is not a bound between 0 and 120 seconds' % (entry.get('default'),))
+
+
+@clause('notifier')
+def notifies_every_event_kind(kit):
+    notifier = _notifier(kit)
+    wanted = list(getattr(notifier, 'events', ()) or NOTIFIER_KINDS)
+    before = kit.setup['received']()
+    for kind in wanted:
+        notifier.notify(_kit_event(kind))
+    got = kit.setup['received']() - before
+    _require(got >= len(wanted), 'the receiver got %d message(s) for %d events' % (got, len(wanted)))
+
+
+@clause('notifier')
+def notifier_failure_raises(kit):
+    options = kit.setup.get('failing_options')
+    if options is None:
+        raise NotApplicable('the setup names no failing_options')
+    notifier = _notifier(kit, options)
+    try:
+        notifier.notify(_kit_event('failed'))
+    except Exception as exc:  # pylint: disable=broad-except
+        kit.seen.append('%s: %s' % (type(exc).__name__, exc))
+        kit.seen.append(repr(getattr(exc, 'to_result', lambda: {})()))
+        return
+    raise AssertionError('notify() returned although the receiver failed: the core cannot report it')
+
+
+@clause('notifier')
+def notifier_keeps_secrets(kit):
+    notifier = _notifier(kit)
+    kit.seen.extend([repr(notifier), str(notifier)])
+    secrets = [s for s in kit.setup.get('secrets', ()) if s]
+    text = json.dumps(kit.seen, default=str)
+    leaked = [s for s in secrets if s in text]
+    _require(not leaked, 'a secret option value shows in repr() or in an error')
+
+
+# ---------------------------------------------------------------------------------------------
 # running
 # ---------------------------------------------------------------------------------------------
 
@@ -599,6 +697,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description='certforge.pki connector conformance kit')
     parser.add_argument('--issuer')
     parser.add_argument('--target')
+    parser.add_argument('--notifier')
     parser.add_argument('--setup', help='module with kit_setup(kind, name, workdir)')
     parser.add_argument('--plugin', action='append', default=[], help='extra plugin module to register')
     parser.add_argument('--child', help=argparse.SUPPRESS)
@@ -606,9 +705,10 @@ def main(argv=None):
     if args.child:
         _child(json.loads(args.child))
         return 0
-    kind, name = ('issuer', args.issuer) if args.issuer else ('target', args.target)
+    kind, name = next(((k, v) for k, v in (('issuer', args.issuer), ('target', args.target),
+                                            ('notifier', args.notifier)) if v), ('issuer', None))
     if not name or not args.setup:
-        parser.error('give --issuer NAME or --target NAME, and --setup MODULE')
+        parser.error('give --issuer NAME, --target NAME or --notifier NAME, and --setup MODULE')
     results = run_kit(kind, name, args.setup, args.plugin)
     print(summary_line(kind, name, results))
     for clause_name, ok, why in results:
