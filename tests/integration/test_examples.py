@@ -895,6 +895,11 @@ def setup_for(module, world, ctx):
         s.files['/etc/ssl/private/www.example.com.key'] = (key, 0o600)
         s.files['/etc/ssl/certs/example-ca.pem'] = (_pem(world.root), 0o644)
         ctx['endpoint'] = TLSEndpoint(8443, cert + _pem(world.sub), key, ctx['tmp'] / 'endpoint')
+    elif module == 'tls_scan':
+        # 127.0.0.1:8443 serves www.example.com; the example's other endpoints are reported unreachable
+        cert, key = world.leaf(['www.example.com'], days=20)
+        s.files['/etc/ssl/certs/example-ca.pem'] = (_pem(world.root), 0o644)
+        ctx['endpoint'] = TLSEndpoint(8443, cert + _pem(world.sub), key, ctx['tmp'] / 'endpoint')
     elif module == 'deploy_files':
         key = _issued_vars(world, s)
         s.files['/etc/ssl/example/privkey.pem'] = (key, 0o600)
@@ -914,6 +919,10 @@ def setup_for(module, world, ctx):
             s.files['/etc/certforge/api-bot.p12'] = (
                 base64.b64encode(Path(sim.client_p12).read_bytes()).decode(), 'b64:0600')
             _cert_manager(world, s, ctx, sim)
+    if module == 'certificate_report':
+        s.local_ca('/etc/certforge/issuing-ca')
+        s.files['/etc/ssl/certs/www.crt'] = (world.leaf(['www.example.com'], days=20)[0], 0o644)
+        s.files['/var/www/reports/.keep'] = ('', 0o644)
     if module in NOT_RUN:
         s.skip_tasks.update((t.get('name'), NOT_RUN[module]) for t in examples_of(module))
     return s
