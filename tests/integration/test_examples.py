@@ -923,9 +923,55 @@ def setup_for(module, world, ctx):
         s.local_ca('/etc/certforge/issuing-ca')
         s.files['/etc/ssl/certs/www.crt'] = (world.leaf(['www.example.com'], days=20)[0], 0o644)
         s.files['/var/www/reports/.keep'] = ('', 0o644)
+    if module == 'notify':
+        _notify_receivers(world, s, ctx)
     if module in NOT_RUN:
         s.skip_tasks.update((t.get('name'), NOT_RUN[module]) for t in examples_of(module))
     return s
+
+
+NOTIFY_RECEIVER = '''
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get('Content-Length') or 0))
+        self.send_response(202)
+        self.send_header('Content-Length', '0')
+        self.end_headers()
+ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), Handler).serve_forever()
+'''
+
+
+def _free_port():
+    probe = socket.socket()
+    probe.bind(('127.0.0.1', 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+def _notify_receivers(world, s, ctx):
+    """notify: an HTTP receiver standing in for PagerDuty, Slack and the webhook, and an SMTP
+    server with STARTTLS (aiosmtpd) whose certificate for 127.0.0.1 comes from the world's CA."""
+    work = ctx['tmp'] / 'notify'
+    work.mkdir(exist_ok=True)
+    (work / 'receiver.py').write_text(NOTIFY_RECEIVER)
+    cert, key = world.leaf(['127.0.0.1'])
+    (work / 'smtp.pem').write_text(cert + _pem(world.sub))
+    (work / 'smtp.key').write_text(key)
+    (work / 'ca.pem').write_text(_pem(world.root))
+    http_port, smtp_port = _free_port(), _free_port()
+    s.service([PYTHON, work / 'receiver.py', http_port], work / 'receiver.log', [http_port])
+    s.service([PYTHON, '-m', 'aiosmtpd', '-n', '-l', '127.0.0.1:%d' % smtp_port, '-c', 'aiosmtpd.handlers.Sink',
+               '--tlscert', work / 'smtp.pem', '--tlskey', work / 'smtp.key'], work / 'smtp.log', [smtp_port])
+    base = 'http://127.0.0.1:%d' % http_port
+    s.vars.update(pagerduty_routing_key='example-routing-key', pagerduty_url=base + '/v2/enqueue',
+                  slack_webhook_url=base + '/services/T000/B000/XXXX', webhook_url=base + '/hooks/certs',
+                  webhook_secret='example-webhook-secret', smtp_host='127.0.0.1', smtp_port=smtp_port,
+                  smtp_ca_path=str(work / 'ca.pem'))
 
 
 SANDBOX = r'''
