@@ -674,3 +674,39 @@ def test_role_sends_issued_event_once_and_nothing_on_a_noop_run(run_playbook, re
     assert second.rc == 0, str(second)
     assert len(receiver.hits('/hook/')) == 1               # the no-op run sent nothing
     assert os.path.exists(str(tmp_path / 'certs'))
+
+
+def test_certificate_module_sends_issued_and_revoked_events(run_playbook, receiver, test_ca, tmp_path):
+    """The generic certificate module with notifiers: issued, then nothing for a kept certificate,
+    then revoked; routes pick the notifier; a dead notifier is a warning and the run goes on."""
+    receiver.always['/slack/'] = 'drop'
+    notifiers = [n for n in _notifiers(receiver) if n['name'] in ('hook', 'chat', 'pager')]
+    routes = [{'notifier': 'hook'}, {'when': {'kinds': ['revoked']}, 'notifier': 'pager'},
+              {'when': {'kinds': ['issued']}, 'notifier': 'chat'}]
+    env = dict(ENV, CERTFORGE_ORDER_STORE=str(tmp_path / 'orders'))
+    common = {'name': 'www', 'issuer': 'local_ca', 'issuer_options': {'ca_path': str(tmp_path / 'ca')},
+              'notifiers': notifiers, 'notify_routes': routes}
+    play = [{'name': 'certificate with notifiers', 'hosts': 'localhost', 'gather_facts': False, 'tasks': [
+        {'name': 'CA', 'certforge.pki.local_ca': {'path': str(tmp_path / 'ca'), 'common_name': 'Notify Test CA'}},
+        {'name': 'Key and CSR', 'certforge.pki.certificate_request': {
+            'privatekey_path': str(tmp_path / 'www.key'), 'common_name': 'www.notify.test'}, 'register': 'req'},
+        {'name': 'Issue', 'certforge.pki.certificate': dict(common, csr='{{ req.csr }}'), 'register': 'cert'},
+        {'name': 'Keep', 'certforge.pki.certificate': dict(common, csr='{{ req.csr }}',
+                                                           current_certificate='{{ cert.certificate }}')},
+        {'name': 'Revoke', 'certforge.pki.certificate': dict(common, state='revoked', revocation_reason='superseded',
+                                                             current_certificate='{{ cert.certificate }}')},
+    ]}]
+    result = run_playbook(play, env=env, args=('-v',))
+    assert result.rc == 0, str(result)
+    kinds = [json.loads(r['body'])['events'][0]['kind'] for r in receiver.delivered('/hook/')]
+    assert kinds == ['issued', 'revoked'], kinds
+    (pd,) = _bodies(receiver, '/pd/')
+    _valid(pd, PD_TRIGGER)
+    assert pd['payload']['severity'] == 'warning' and 'revoked' in pd['payload']['summary']
+    assert len(receiver.hits('/slack/')) == 3                     # the issued event, tried three times
+    issued = result.task('Issue')
+    assert [(n['name'], n['delivered'], n['failed']) for n in issued['notifications']] == [
+        ('pager', 0, 0), ('chat', 0, 1), ('hook', 1, 0)]
+    assert any('slack notifier chat' in w for w in issued['warnings'])
+    assert 'notifications' not in result.task('Keep') or result.task('Keep')['notifications'] == []
+    _no_secret(result, list(SECRETS.values()))
