@@ -215,11 +215,12 @@ def plan(params):
     endpoints = []
     for host, port, sni, starttls in raw:
         addresses = _resolve(host)
-        outside = [a for a in addresses if not _allowed(a, allow)]
-        if outside:
+        inside = [a for a in addresses if _allowed(a, allow)]
+        if addresses and not inside:
             _fail('allow', 'the target %s (%s) is not inside the allow list (%s); nothing was scanned'
-                  % (host, ', '.join(outside), ', '.join(str(a) for a in allow)),
+                  % (host, ', '.join(addresses), ', '.join(str(a) for a in allow)),
                   'scan only addresses inside allow, or add the address to allow on purpose')
+        addresses = inside          # a name is only ever connected to at an address inside allow
         snis = [sni] if sni else (names or [None if _is_ip(host) else host])
         for name in snis:
             endpoints.append(dict(host=host, address=addresses[0] if addresses else None, port=port,

@@ -17,8 +17,8 @@ description:
     (RV(endpoints[].problems)) - expired, not yet valid, expiring soon, name mismatch, self-signed,
     incomplete chain, untrusted, weak key, SHA-1 signature.
   - Every endpoint must lie inside O(allow). Anything outside it is refused before the first connection of the
-    scan, and then nothing is scanned. Host names are resolved first, and every address they resolve to must be inside
-    O(allow). The scan connects to the address that was checked.
+    scan, and then nothing is scanned. Host names are resolved first. The scan connects only to a resolved address
+    inside O(allow) (the first one, IPv4 first), and a name with no such address is refused.
   - Endpoints that refuse the connection, time out or fail the handshake are reported
     (RV(endpoints[].reachable), RV(endpoints[].error)) and do not stop the scan.
   - The handshake runs without verification, so broken chains are read rather than refused. The module then checks
@@ -40,8 +40,8 @@ options:
         try every port of O(ports)), or a dict.
       - A dict has the keys C(host) (required), C(port) (default - every port of O(ports)), C(sni) (alias
         C(server_name); the SNI name sent and checked against the certificate) and C(starttls) (default O(starttls)).
-      - A host name is resolved before the scan. Every address must be inside O(allow). Without C(sni), the host name
-        is the SNI name.
+      - A host name is resolved before the scan, and one of its addresses must be inside O(allow). A name that does
+        not resolve is reported as an error of its endpoint. Without C(sni), the host name is the SNI name.
     type: list
     elements: raw
   cidrs:

@@ -74,6 +74,8 @@ def test_plan_expands_targets_ranges_and_names():
                    ('127.0.0.10', 25, None, 'none'), ('127.0.0.10', 443, None, 'none')]
     named = tls_scan.plan(params(targets=['127.0.0.1:443'], server_names=['a.test', 'b.test']))
     assert [e['sni'] for e in named] == ['a.test', 'b.test']
+    local = tls_scan.plan(params(targets=['localhost:443']))      # ::1 too, perhaps: only 127.0.0.1 is allowed
+    assert (local[0]['address'], local[0]['sni']) == ('127.0.0.1', 'localhost')
     v6 = tls_scan.plan(params(targets=['[::1]:443'], allow=['::1/128']))
     assert (v6[0]['address'], v6[0]['port']) == ('::1', 443)
 
@@ -84,6 +86,7 @@ def test_plan_expands_targets_ranges_and_names():
     (dict(targets=['127.0.0.1:443'], allow=['not-a-range']), 'allow'),
     (dict(targets=['127.0.0.1:443'], allow=[]), 'allow'),
     (dict(targets=['[::1]:443']), 'allow'),                  # an IPv6 address is not inside an IPv4 range
+    (dict(targets=['localhost:443'], allow=['10.0.0.0/8']), 'allow'),
     (dict(cidrs=['127.0.0.0/16'], ports=[443]), 'max_targets'),
     (dict(targets=['127.0.0.1:443'], server_names=['a', 'b'], max_targets=1), 'max_targets'),
     (dict(targets=['127.0.0.1:0']), 'targets[0].port'),
