@@ -900,6 +900,19 @@ def setup_for(module, world, ctx):
         cert, key = world.leaf(['www.example.com'], days=20)
         s.files['/etc/ssl/certs/example-ca.pem'] = (_pem(world.root), 0o644)
         ctx['endpoint'] = TLSEndpoint(8443, cert + _pem(world.sub), key, ctx['tmp'] / 'endpoint')
+    elif module == 'certificate_discovery':
+        # a certificate due soon beside its key, and a PKCS#12 file opened with the vaulted password
+        from cryptography.hazmat.primitives.serialization import pkcs12
+        cert, key = world.leaf(['www.example.com'], days=20)
+        s.files['/etc/ssl/www.example.com.crt'] = (cert, 0o644)
+        s.files['/etc/ssl/www.example.com.key'] = (key, 0o600)
+        s.vars['vault_keystore_password'] = 'example-keystore-password'
+        app_cert, app_key = world.leaf(['app.example.com'])
+        p12 = pkcs12.serialize_key_and_certificates(
+            b'app', serialization.load_pem_private_key(app_key.encode(), None),
+            x509.load_pem_x509_certificate(app_cert.encode()), [world.sub],
+            serialization.BestAvailableEncryption(b'example-keystore-password'))
+        s.files['/etc/app/tls/app.p12'] = (base64.b64encode(p12).decode(), 'b64:0600')
     elif module == 'deploy_files':
         key = _issued_vars(world, s)
         s.files['/etc/ssl/example/privkey.pem'] = (key, 0o600)
