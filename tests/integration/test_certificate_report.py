@@ -608,3 +608,30 @@ def test_fleet_nightly_playbook(fleet, tls_listener, webhook, run_playbook, tmp_
     again = run_playbook(playbook, extra_vars=extra, inventory=str(inventory), env=ENV)
     assert again.rc == 0, again
     assert again.task('Write the fleet certificate report', host='web1')['changed'] is False
+
+    # the page made from the real modules' results, in the browser
+    sync_playwright = _playwright_or_skip()
+    url = (report_dir / 'certificates.html').as_uri()
+    problems = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM,
+                                     args=['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'])
+        try:
+            page = browser.new_page()
+            page.on('pageerror', lambda exc: problems.append(str(exc)))
+            page.on('console', lambda msg: problems.append(msg.text) if msg.type in ('error', 'warning') else None)
+            page.on('request', lambda req: problems.append(req.url) if req.url != url else None)
+            page.goto(url)
+            page.wait_for_selector('body[data-ready=true]', timeout=15000)
+            assert page.locator('#certs tbody tr').count() == 4
+            hosts = dict(page.eval_on_selector_all(
+                '#hosts tbody tr', 'els => els.map(e => [e.dataset.host, +e.children[1].dataset.count])'))
+            assert hosts == {'127.0.0.1': 1, 'web1': 2, 'web2': 3}
+            page.select_option('#host-filter', 'web1')
+            assert sorted(page.eval_on_selector_all('#certs tbody td.name', 'els => els.map(e => e.textContent)')) == [
+                'api.fleet.test', 'www.fleet.test']
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / 'fleet_nightly.png'), full_page=True)
+        finally:
+            browser.close()
+    assert problems == [], problems
