@@ -19,29 +19,9 @@ from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as 
 from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import ArgumentSpec, destination, optional_file
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError
 
-REQUEST_OPTIONS = dict(
-    privatekey_path=dict(type='path'),
-    privatekey_type=dict(type='str', choices=['RSA', 'ECDSA', 'Ed25519']),
-    privatekey_size=dict(type='int', choices=[2048, 3072, 4096]),
-    privatekey_curve=dict(type='str', choices=['secp256r1', 'secp384r1']),
-    privatekey_passphrase=dict(type='str', no_log=True),
-    rotate_key=dict(type='bool'),
-    backup=dict(type='bool'),
-    csr_path=dict(type='path'),
-    common_name=dict(type='str'),
-    subject=dict(type='dict'),
-    subject_alt_names=dict(type='list', elements='str'),
-    key_usage=dict(type='list', elements='str'),
-    extended_key_usage=dict(type='list', elements='str'),
-    owner=dict(type='str'),
-    group=dict(type='str'),
-    mode=dict(type='raw'),
-    certificate_path=dict(type='path'),
-    meta=dict(type='dict'),
-)
-
-DEFAULTS = dict(privatekey_type='ECDSA', privatekey_size=2048, privatekey_curve='secp256r1',
-                rotate_key=False, backup=False)
+from ansible_collections.certforge.pki.plugins.module_utils.key_request_spec import (  # noqa: F401 (re-exported)
+    REQUEST_OPTIONS, REQUIRED_ONE_OF, argument_spec)
+from ansible_collections.certforge.pki.plugins.module_utils import request_cache, role_requests
 
 
 def _destination(value, option, params):
@@ -59,26 +39,33 @@ class _Spec(ArgumentSpec):
     def check(self, params, check_mode=False):
         if params.get('refuse'):
             raise ConfigError('; '.join(params['refuse']))
+        if params.get('role_vars') is not None:
+            params['requests'] = expand_role_vars(params['role_vars'])
         super(_Spec, self).check(params, check_mode=check_mode)
 
 
+def expand_role_vars(role_vars):
+    """O(role_vars) -> the requests they stand for, typed like O(requests); the role variables'
+    problems raised first, each naming its variable."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    role = role_requests.with_defaults(role_vars)
+    found = role_requests.problems(role)
+    if found:
+        raise ConfigError('; '.join(found))
+    validated = ArgumentSpecValidator({'requests': argument_spec()['requests']}).validate(
+        {'requests': role_requests.requests(role)})
+    if validated.error_messages:
+        raise ConfigError('; '.join(validated.error_messages), option='certificate_list',
+                          fix='give each entry the types the role documents (ansible-doc -t role certforge.pki.certificate)')
+    return validated.validated_parameters['requests']
+
+
 def _argument_spec():
-    spec = {}
-    for name, opts in REQUEST_OPTIONS.items():
-        opts = dict(opts)
-        if name in DEFAULTS:
-            opts['default'] = DEFAULTS[name]
-        spec[name] = opts
-    spec['requests'] = dict(type='list', elements='dict', options=dict(
-        (name, dict(opts)) for name, opts in REQUEST_OPTIONS.items()))
-    spec['directory'] = dict(type='path')
-    spec['refuse'] = dict(type='list', elements='str')
-    spec['directory_mode'] = dict(type='raw', default='0755')
     checks = {}
     for prefix in ('', 'requests.'):
         checks.update({prefix + 'privatekey_path': [_destination], prefix + 'csr_path': [_destination],
                        prefix + 'certificate_path': [optional_file]})
-    return _Spec(spec, required_one_of=[['privatekey_path', 'requests', 'refuse']], checks=checks)
+    return _Spec(argument_spec(), required_one_of=REQUIRED_ONE_OF, checks=checks)
 
 
 SPEC = _argument_spec()
@@ -662,4 +649,13 @@ def run(params, check_mode=False, diff=False, warn=None):
 
 
 def execute(ctx):
-    return run(ctx.params, check_mode=ctx.check_mode, diff=ctx.diff, warn=ctx.warn)
+    warned = []
+
+    def warn(msg):
+        warned.append(msg)
+        ctx.warn(msg)
+
+    result = run(ctx.params, check_mode=ctx.check_mode, diff=ctx.diff, warn=warn)
+    if not warned:
+        request_cache.remember(ctx.params, result, check_mode=ctx.check_mode, diff=ctx.diff)
+    return result

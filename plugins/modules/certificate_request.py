@@ -155,10 +155,21 @@ options:
     default: '0755'
   refuse:
     description:
-      - Problems found before the call (the certificate role checks its variables in the same task this way).
-        When not empty the module does nothing and fails with these messages; the other options are not needed.
+      - Problems found before the call. When not empty the module does nothing and fails with these messages; the
+        other options are not needed.
     type: list
     elements: str
+  role_vars:
+    description:
+      - The variables of the M(certforge.pki.certificate) role, without their C(certificate_) prefix (C(list),
+        C(dir), C(key_type), C(key_size), C(key_curve), C(rotate_key), C(cert_mode), C(issuer), C(profile),
+        C(validity_days), C(renew_before_days), C(force), C(wait_timeout), C(http01_webroot), C(target)); the role
+        passes them so that they are checked and turned into O(requests) here, in one place, each problem naming
+        the role variable. Missing ones take the role's defaults.
+      - Each request gets C(meta) with what the controller-side issuing step reads (name, profile, validity_days,
+        issuer, renew_before_days, force, wait_timeout).
+      - Used instead of O(requests).
+    type: dict
   requests:
     description:
       - Several keys and CSRs in one call. Each entry takes the per-certificate options above; options given at the
@@ -228,6 +239,11 @@ options:
         description: As O(meta).
         type: dict
 notes:
+  - With O(directory), the result of a call is kept in C(<directory>/.certforge-request.json) (mode 0600) together
+    with the options, the code and the type, mode, owner, group, size, inode, mtime and sha256 of every key, CSR and
+    certificate file it read. A later call with the same options returns that result while all of it is unchanged,
+    without parsing anything (C(days_left) and C(expired) of the certificates in use are computed again). Calls
+    with a passphrase, with O(rotate_key), in --diff mode or with a warning keep nothing.
   - Keys are written as PKCS#8 PEM, encrypted with the best available cipher when O(privatekey_passphrase) is set.
   - Signature hashes follow the key, SHA-256 for RSA and P-256, SHA-384 for P-384, none for Ed25519.
 seealso:
@@ -436,12 +452,22 @@ results:
       csr_path: /etc/ssl/a.csr
 '''
 
-from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import run_module
-from ansible_collections.certforge.pki.plugins.module_utils.key_request import SPEC, execute
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.certforge.pki.plugins.module_utils import request_cache
+from ansible_collections.certforge.pki.plugins.module_utils.key_request_spec import REQUIRED_ONE_OF, argument_spec
 
 
 def main():
-    run_module(SPEC, execute)
+    module = AnsibleModule(argument_spec=argument_spec(), required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
+    # a no-op answered from what the last call kept (nothing parsed, cryptography not even imported)
+    kept = request_cache.lookup(module.params, check_mode=module.check_mode, diff=module._diff)
+    if kept is not None:
+        module.exit_json(**kept)
+    # pylint: disable-next=import-outside-toplevel
+    from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import run_module
+    # pylint: disable-next=import-outside-toplevel
+    from ansible_collections.certforge.pki.plugins.module_utils.key_request import SPEC, execute
+    run_module(SPEC, execute, module=module)
 
 
 if __name__ == '__main__':

@@ -85,10 +85,12 @@ class ModuleContext:
         return self.module.run_command(argv)
 
 
-def run_module(spec, execute, supports_check_mode=True, requires=()):
-    """main() of every certforge module."""
+def run_module(spec, execute, supports_check_mode=True, requires=(), module=None):
+    """main() of every certforge module (``module``: an AnsibleModule the caller already built
+    from ``spec.kwargs()``)."""
     from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-    module = AnsibleModule(supports_check_mode=supports_check_mode, **spec.kwargs())
+    if module is None:
+        module = AnsibleModule(supports_check_mode=supports_check_mode, **spec.kwargs())
     for lib, has, error in requires:
         if not has:
             module.fail_json(msg=missing_required_lib(lib), exception=error)
