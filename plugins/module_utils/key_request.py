@@ -19,8 +19,8 @@ from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as 
 from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import ArgumentSpec, destination, optional_file
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError
 
-from ansible_collections.certforge.pki.plugins.module_utils.key_request_spec import (  # noqa: F401 (re-exported)
-    REQUEST_OPTIONS, REQUIRED_ONE_OF, argument_spec)
+from ansible_collections.certforge.pki.plugins.module_utils.key_request_spec import (  # noqa: F401 pylint: disable=unused-import
+    DEFAULTS, REQUEST_OPTIONS, REQUIRED_ONE_OF, argument_spec)
 from ansible_collections.certforge.pki.plugins.module_utils import request_cache, role_requests
 
 
