@@ -165,7 +165,7 @@ def _der_kind(data):
 
 JKS_MAGIC = 0xFEEDFEED
 JCEKS_MAGIC = 0xCECECECE
-_JKS_KEY_PROTECTOR_OID = bytes.fromhex('060a2b060104012a021101' '01')
+_JKS_KEY_PROTECTOR_OID = bytes.fromhex('060a2b060104012a02110101')
 
 
 class BadPassword(Exception):
@@ -536,8 +536,34 @@ def _sig_name(cert):
     return name
 
 
-def cert_entry(lib, cert, now, renew_before_days):
+def _fingerprint(lib, cert, algorithm):
+    text = cert.fingerprint(algorithm).hex().upper()
+    return ':'.join(text[i:i + 2] for i in range(0, len(text), 2))
+
+
+class _Facts(object):
+    """Per-run caches of what many certificates share (names, hash objects)."""
+
+    def __init__(self, lib):
+        self.lib = lib
+        self.names = {}
+        self.sha256 = lib.hashes.SHA256()
+        self.sha1 = lib.hashes.SHA1()
+
+    def name(self, name):
+        try:
+            key = name.public_bytes()
+        except (AttributeError, TypeError, ValueError):
+            return name.rfc4514_string()
+        text = self.names.get(key)
+        if text is None:
+            text = self.names[key] = name.rfc4514_string()
+        return text
+
+
+def cert_entry(lib, cert, now, renew_before_days, facts=None):
     """The JSON facts of one certificate."""
+    facts = facts or _Facts(lib)
     end = cx509.not_after(cert)
     days_left = round((end - now).total_seconds() / 86400.0, 2)
     try:
@@ -556,13 +582,15 @@ def cert_entry(lib, cert, now, renew_before_days):
     except (ValueError, TypeError, lib.UnsupportedAlgorithm):
         key = {'type': 'unknown'}
     expired = now >= end
+    subject = facts.name(cert.subject)
+    issuer = facts.name(cert.issuer)
     return {
-        'subject': cert.subject.rfc4514_string(),
+        'subject': subject,
         'sans': sans,
-        'issuer': cert.issuer.rfc4514_string(),
+        'issuer': issuer,
         'serial': cx509.serial_hex(cert),
-        'fingerprint_sha256': cx509.fingerprint(cert, 'sha256'),
-        'fingerprint_sha1': cx509.fingerprint(cert, 'sha1'),
+        'fingerprint_sha256': _fingerprint(lib, cert, facts.sha256),
+        'fingerprint_sha1': _fingerprint(lib, cert, facts.sha1),
         'not_before': cx509.iso8601(cx509.not_before(cert)),
         'not_after': cx509.iso8601(end),
         'days_left': days_left,
@@ -572,7 +600,7 @@ def cert_entry(lib, cert, now, renew_before_days):
         'key_size': key.get('size'),
         'key_curve': key.get('curve'),
         'signature_algorithm': _sig_name(cert),
-        'self_signed': cert.subject == cert.issuer and cx509.is_self_signed(cert),
+        'self_signed': subject == issuer and cert.subject == cert.issuer and cx509.is_self_signed(cert),
         'is_ca': is_ca,
     }
 
@@ -616,6 +644,7 @@ class Scanner(object):
         self.skipped = []
         self._key_objs = []       # (entry, public key fingerprint)
         self._cert_objs = []      # (entry, certificate)
+        self.facts = _Facts(self.lib)
 
     # -- helpers
     def skip(self, path, reason, detail):
@@ -776,7 +805,7 @@ class Scanner(object):
         lib = self.lib
         for index, (cert, alias) in enumerate(found.certs):
             try:
-                entry = cert_entry(lib, cert, self.now, self.renew_before_days)
+                entry = cert_entry(lib, cert, self.now, self.renew_before_days, self.facts)
             except Exception as exc:  # pylint: disable=broad-except
                 self.skip(path, 'not_a_certificate', 'certificate %d cannot be read (%s)' % (index, type(exc).__name__))
                 continue

@@ -46,7 +46,7 @@ options:
       - Globs of the file names (not paths) to read inside the directories, matched without regard to case.
       - Default V(*.pem), V(*.crt), V(*.cer), V(*.cert), V(*.der), V(*.key), V(*.p12), V(*.pfx), V(*.jks),
         V(*.keystore), V(*.truststore), V(*.p7b), V(*.p7c), V(*.ca-bundle).
-      - V([\"*\"]) reads every file up to O(max_file_size) and keeps those whose content is a certificate, a
+      - A single V(*) reads every file up to O(max_file_size) and keeps those whose content is a certificate, a
         PKCS#7, PKCS#12 or JKS store or a private key; the others are listed in RV(problems) as
         V(not_a_certificate).
     type: list
@@ -100,7 +100,7 @@ options:
   renew_before_days:
     description:
       - Certificates with at most this many days left are due (RV(certificates[].due)) and, unless already
-        expired, counted in RV(totals.expiring).
+        expired, counted in C(expiring) of RV(totals).
     type: int
     default: 30
 notes:
