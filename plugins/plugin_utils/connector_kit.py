@@ -705,8 +705,8 @@ def main(argv=None):
     if args.child:
         _child(json.loads(args.child))
         return 0
-    kind, name = next(((k, v) for k, v in (('issuer', args.issuer), ('target', args.target),
-                                            ('notifier', args.notifier)) if v), ('issuer', None))
+    given = [(k, v) for k, v in (('issuer', args.issuer), ('target', args.target), ('notifier', args.notifier)) if v]
+    kind, name = given[0] if given else ('issuer', None)
     if not name or not args.setup:
         parser.error('give --issuer NAME, --target NAME or --notifier NAME, and --setup MODULE')
     results = run_kit(kind, name, args.setup, args.plugin)

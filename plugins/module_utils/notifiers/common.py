@@ -174,8 +174,8 @@ def summary(event):
         return 'Deploy of certificate %s to %s rolled back%s' % (name, event.target or 'its target', at)
     if kind == 'failed':
         why = d.get('error') or d.get('msg') or ''
-        return 'Certificate %s: %s failed%s%s' % (name, 'deploy' if event.target else 'run', at,
-                                                 (': %s' % why) if why else '')
+        what = 'deploy' if event.target else 'run'
+        return 'Certificate %s: %s failed%s%s' % (name, what, at, (': %s' % why) if why else '')
     return 'Certificate %s: %s%s' % (name, kind, at)
 
 
@@ -323,8 +323,9 @@ class BaseNotifier(NotifierConnector):
         return out
 
     def fail(self, what, message, retryable=True):
-        raise NotifyError('%s notifier %s: %s %s: %s' % (self.name, self.instance, message.method,
-                                                          redact_url(message.url), scrub(what, self.secrets())),
+        text = '%s notifier %s: %s %s: %s' % (self.name, self.instance, message.method, redact_url(message.url),
+                                              scrub(what, self.secrets()))
+        raise NotifyError(text,
                           option='%s.%s' % (self.instance, self.url_option),
                           details=dict(notifier=self.instance, type=self.name, retryable=retryable))
 

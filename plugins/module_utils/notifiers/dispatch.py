@@ -333,7 +333,8 @@ class Dispatcher:
                     else:
                         connector.notify(digest_event(events, entry['name'], self.severity))
                     delivered += 1
-                except Exception as exc:  # pylint: disable=broad-except  - a notifier never fails a run
+                except Exception as exc:  # pylint: disable=broad-except
+                    # a notifier never fails a run
                     failed += 1
                     text = common.scrub(str(exc) or type(exc).__name__, self._secrets(entry))
                     if not isinstance(exc, common.NotifyError):
