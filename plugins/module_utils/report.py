@@ -753,8 +753,10 @@ def execute(ctx):
             else:
                 os.chmod(path, mode)
         changed = changed or file_changed
+        # the digest of what the file holds afterwards (an unchanged file keeps its generation time)
+        kept = existing if (existing is not None and not content_changed) else text
         written[kind] = dict(path=path, changed=file_changed,
-                             sha256=hashlib.sha256(text.encode('utf-8')).hexdigest())
+                             sha256=hashlib.sha256(kept.encode('utf-8')).hexdigest())
         if ctx.diff and content_changed:
             diffs.append(dict(before_header=path if existing is not None else '%s (absent)' % path,
                               after_header=path, before=_diff_text(kind, existing), after=_diff_text(kind, text)))
