@@ -496,8 +496,8 @@ def fetch(endpoint, ctx, timeout):
 def _signature_hash(cert):
     try:
         algorithm = cert.signature_hash_algorithm
-    except Exception:  # pylint: disable=broad-except  (unsupported algorithm)
-        return None
+    except Exception:  # pylint: disable=broad-except
+        return None     # an algorithm cryptography does not know
     return algorithm.name if algorithm is not None else None
 
 
@@ -746,8 +746,8 @@ def verify_signature(cert, issuer, lib):
         else:
             return False
         return True
-    except Exception:  # pylint: disable=broad-except  (InvalidSignature, unsupported hash or key)
-        return False
+    except Exception:  # pylint: disable=broad-except
+        return False    # InvalidSignature, or a hash or key this cryptography does not support
 
 
 def _dns_match(pattern, name):
