@@ -371,7 +371,8 @@ def smtp(test_ca, tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 SECRETS = dict(routing_key='R0UT1NGKEY0000000000000000000000', genie='9a1b7c3e-GENIE-KEY-55aa',
-               hmac='hmac-S3CRET-value-77', slack='SLACKTOKEN0xK9', teams='TEAMSSIG-sig-Zq81', hook='HOOKTOKEN-44b')
+               hmac='hmac-S3CRET-value-77', slack='SLACKTOKEN0xK9', teams='TEAMSSIG-sig-Zq81', hook='HOOKTOKEN-44b',
+               header='hdr-T0KEN-913')
 FINDINGS = [
     {'name': 'www.example.test', 'host': 'web1', 'path': '/etc/ssl/www.pem', 'days_left': 5.4,
      'not_after': '2030-01-01T00:00:00Z'},
@@ -389,7 +390,7 @@ def _notifiers(rcv, smtp=None, fast=True):
         {'name': 'chat', 'type': 'slack', 'options': dict(retry, url=rcv.url('/slack/services/T0/B0/' + SECRETS['slack']))},
         {'name': 'hook', 'type': 'webhook',
          'options': dict(retry, url=rcv.url('/hook/' + SECRETS['hook']), secret=SECRETS['hmac'],
-                         headers={'X-Team': 'pki'})},
+                         headers={'X-Team': 'pki', 'X-Api-Token': SECRETS['header']})},
         {'name': 'teams', 'type': 'teams',
          'options': dict(retry, url=rcv.url('/teams/workflows/run?sig=' + SECRETS['teams']))},
         {'name': 'genie', 'type': 'opsgenie', 'options': dict(retry, api_key=SECRETS['genie'], url=rcv.url('/og'))},
@@ -507,7 +508,8 @@ def test_every_notifier_routes_and_delivers_the_published_shapes(run_playbook, r
         expected = 'sha256=' + hmac.new(SECRETS['hmac'].encode(), stamp.encode() + b'.' + r['body'],
                                         hashlib.sha256).hexdigest()
         assert hmac.compare_digest(r['headers']['X-Certforge-Signature'], expected)
-        assert r['headers']['X-Team'] == 'pki' and len(r['headers']['X-Certforge-Delivery']) == 32
+        assert r['headers']['X-Team'] == 'pki' and r['headers']['X-Api-Token'] == SECRETS['header']
+        assert len(r['headers']['X-Certforge-Delivery']) == 32
     assert [json.loads(r['body'])['events'][0]['kind'] for r in hooks] == ['expiring'] * 3 + ['renewed']
     # a changed body does not verify
     tampered = hooks[0]['body'].replace(b'www', b'wwx')
@@ -579,6 +581,7 @@ def test_check_mode_sends_nothing_and_shows_redacted_messages(run_playbook, rece
     _valid(dict(shown['pager'][0]['body'], routing_key='x'), PD_TRIGGER)
     assert shown['chat'][0]['url'] == 'http://127.0.0.1:%d/…' % receiver.port
     assert shown['genie'][0]['headers']['Authorization'] == '********'
+    assert shown['hook'][0]['headers'] == {'X-Team': 'pki', 'X-Api-Token': '********', 'X-Certforge-Event': 'expiring'}
     assert 'www.example.test' in shown['mail'][0]['body']
     _no_secret(result, list(SECRETS.values()) + [SMTP_PASSWORD])
 

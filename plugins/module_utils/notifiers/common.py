@@ -30,6 +30,8 @@ from ansible_collections.certforge.pki.plugins.module_utils.core.connectors impo
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import TransientError
 
 REDACTED = '********'
+#: custom header names holding credentials: their values are secrets
+SENSITIVE_HEADER_WORDS = ('auth', 'token', 'key', 'secret', 'signature', 'cookie', 'password', 'credential')
 PROJECT = 'certforge.pki'
 
 #: event kinds of the issue/deploy path, plus the two the notify module makes of findings
@@ -288,8 +290,8 @@ class BaseNotifier(NotifierConnector):
         for key, value in self.options.items():
             if (spec.get(key, {}).get('no_log') or key in self.secret_options) and value:
                 out.add(str(value))
-        for value in (self.options.get('headers') or {}).values():
-            if value:
+        for key, value in (self.options.get('headers') or {}).items():
+            if value and any(word in str(key).lower() for word in SENSITIVE_HEADER_WORDS):
                 out.add(str(value))
         return out
 
@@ -315,9 +317,8 @@ class BaseNotifier(NotifierConnector):
             if isinstance(body, bytes):
                 body = body.decode('utf-8', 'replace')
             text = scrub(json.dumps(body, sort_keys=True, default=str), secrets)
-            headers = dict((k, REDACTED if (str(v) in secrets or k.lower() in ('authorization',)
-                                            or 'signature' in k.lower()) else v)
-                           for k, v in message.headers.items())
+            headers = dict((k, REDACTED if (str(v) in secrets or any(w in k.lower() for w in SENSITIVE_HEADER_WORDS))
+                            else v) for k, v in message.headers.items())
             out.append(dict(label=message.label, method=message.method, url=redact_url(message.url),
                             headers=headers, body=json.loads(text), events=message.events))
         return out

@@ -395,6 +395,9 @@ def secret_guess(notifiers):
             low = str(key).lower()
             if isinstance(value, str) and value and (low in SECRET_NAMES or low.endswith(SECRET_ENDINGS)):
                 out.add(value)
+            if low == 'headers' and isinstance(value, dict):
+                out.update(str(v) for k, v in value.items()
+                           if v and any(w in str(k).lower() for w in common.SENSITIVE_HEADER_WORDS))
     return out
 
 
