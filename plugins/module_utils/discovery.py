@@ -614,6 +614,14 @@ def _spki(lib, obj):
 
 # ----------------------------------------------------------------------------- the walk
 
+def _shown(path):
+    try:
+        path.encode('utf-8')
+        return path
+    except UnicodeError:
+        return os.fsencode(path).decode('utf-8', 'backslashreplace')
+
+
 class Scanner(object):
     """One discovery run over ``params``."""
 
@@ -894,6 +902,16 @@ class Scanner(object):
             item['managed_by'] = how
 
     def result(self):
+        # a file name that is not UTF-8 is shown with backslash escapes (a result must be UTF-8)
+        for item in self.certificates:
+            item['path'] = _shown(item['path'])
+            if item['key_match'] is not None:
+                item['key_match'] = _shown(item['key_match'])
+        for item in self.keys:
+            item['path'] = _shown(item['path'])
+            item['certificates'] = [_shown(p) for p in item['certificates']]
+        for item in self.skipped:
+            item['path'] = _shown(item['path'])
         expired = sum(1 for c in self.certificates if c['expired'])
         expiring = sum(1 for c in self.certificates if c['due'] and not c['expired'])
         totals = {'files_seen': self.files_seen, 'files_read': self.candidates,

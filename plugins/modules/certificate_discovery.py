@@ -157,7 +157,9 @@ certificates:
   elements: dict
   contains:
     path:
-      description: File the certificate is in.
+      description:
+        - File the certificate is in. A file name that is not valid UTF-8 is shown with backslash escapes
+          (V(/etc/ssl/caf\\xe9.pem)); every path in the result is shown that way.
       type: str
       sample: /etc/ssl/www.example.com.crt
     format:

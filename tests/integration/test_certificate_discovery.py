@@ -87,7 +87,8 @@ def build_tree(root):
     der = _cert('der.disc.test', der_key, ca, ca_key, days=90)
 
     dirs = {}
-    for sub in ('pem', 'ca', 'der', 'p7', 'stores', 'expired', 'big', 'loop', 'special', 'locked', 'notes', 'junk'):
+    for sub in ('pem', 'ca', 'der', 'p7', 'stores', 'expired', 'big', 'loop', 'special', 'locked', 'notes', 'junk',
+                'odd'):
         dirs[sub] = root / sub
         dirs[sub].mkdir(parents=True)
     # a key beside its certificate; an encrypted key whose password is given; a bundle of two
@@ -111,6 +112,8 @@ def build_tree(root):
     os.chmod(str(locked), 0)
     (dirs['notes'] / 'readme.txt').write_text('not a certificate, and not matched by the patterns\n')
     (dirs['junk'] / 'garbage.pem').write_text('just text\n')
+    # a file name that is not UTF-8: reported with a backslash escape
+    (dirs['odd'] / os.fsdecode(b'odd\xff.pem')).write_bytes(_pem(der))
 
     # PKCS#12 by openssl: leaf + key + CA, password given; another with a password not given
     work = root.parent / 'work'
@@ -235,6 +238,7 @@ def test_every_format_counts_and_fields(tree, tmp_path, run_playbook):
         str(d['p7'] / 'chain.p7c'): 2, str(d['expired'] / 'old.cer'): 1, str(d['stores'] / 'www.p12'): 2,
         str(d['stores'] / 'app.jks'): 2, str(d['stores'] / 'app.p12'): 1,
         str(mdir / 'managed.crt'): 1, str(mdir / 'managed.chain.pem'): 1, str(mdir / 'managed.fullchain.pem'): 2,
+        str(d['odd']) + '/odd\\xff.pem': 1,
     }
     if as_root:
         expected_counts[locked] = 1
@@ -332,14 +336,14 @@ def test_every_format_counts_and_fields(tree, tmp_path, run_playbook):
     assert totals['expiring'] == 2           # soon.crt and the same certificate in chain.p7c
     assert totals['managed'] == 4
     assert totals['problems'] == len(expected_skipped)
-    # files met: 19 in the fixture tree + what the role wrote (key, csr, crt, chain, fullchain and
+    # files met: 20 in the fixture tree + what the role wrote (key, csr, crt, chain, fullchain and
     # certificate_request's cache file)
     role_files = os.listdir(str(mdir))
     assert {'managed.key', 'managed.csr', 'managed.crt', 'managed.chain.pem', 'managed.fullchain.pem'} <= set(role_files)
-    assert totals['files_seen'] == 19 + len(role_files), totals
+    assert totals['files_seen'] == 20 + len(role_files), totals
     # read: every file but readme.txt, managed.csr and the role's other files (names), pipe.pem (FIFO),
     # huge.pem (size)
-    assert totals['files_read'] == 20, totals
+    assert totals['files_read'] == 21, totals
 
 
 def test_check_mode_depth_excludes_and_managed_dirs(tree, run_playbook):
