@@ -120,3 +120,45 @@ def test_ldap_starttls_ber():
     assert tls_scan.parse_ldap_extended_response(refused) == (1, 2, 'nope')
     with pytest.raises(OSError):
         tls_scan.parse_ldap_extended_response(b'\x02\x01\x01\x61\x07\x0a\x01\x00\x04\x00\x04\x00')
+
+
+def _issued(issuer_cert, issuer_key, cn, ca=False):
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    cert = (x509.CertificateBuilder().subject_name(name)
+            .issuer_name(issuer_cert.subject if issuer_cert is not None else name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1)).not_valid_after(now + datetime.timedelta(days=90))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
+            .sign(issuer_key or key, hashes.SHA256()))
+    return cert, key
+
+
+class _OldSocket:
+    """What a TLS socket offers on a Python without get_unverified_chain: the leaf only."""
+
+    def __init__(self, der):
+        self.der = der
+
+    def getpeercert(self, binary_form=False):
+        return self.der
+
+
+def test_leaf_only_fallback_says_unknown(tmp_path):
+    from cryptography.hazmat.primitives.serialization import Encoding
+    root, root_key = _issued(None, None, 'Root', ca=True)
+    inter, inter_key = _issued(root, root_key, 'Issuing', ca=True)
+    leaf, dummy = _issued(inter, inter_key, 'www.test')
+    ca_file = tmp_path / 'root.pem'
+    ca_file.write_bytes(root.public_bytes(Encoding.PEM))
+    ders, source = tls_scan.served_chain(_OldSocket(leaf.public_bytes(Encoding.DER)))
+    assert source == 'leaf_only' and ders == [leaf.public_bytes(Encoding.DER)]
+    analyzer = tls_scan.Analyzer(ca_path=str(ca_file))
+    problems, dummy, complete, trusted = analyzer.judge(ders, source, 'www.test')
+    assert (problems, complete, trusted) == ([], 'unknown', None)
+    # the same leaf, its chain served: complete and trusted; without the intermediate: incomplete
+    served = [leaf.public_bytes(Encoding.DER), inter.public_bytes(Encoding.DER)]
+    assert analyzer.judge(served, 'served', 'www.test')[2:] == (True, True)
+    assert analyzer.judge(served[:1], 'served', 'www.test')[0] == ['incomplete_chain', 'untrusted']
