@@ -399,19 +399,11 @@ class KeyRequest:
             return
         try:
             data = _read_file(self.cert_path, self.opt('certificate_path'))
-            cert = cx509.load_certificate(data, option=self.opt('certificate_path'))
-            facts = cx509.cert_facts(cert)
+            self.current_certificate = certificate_in_use(self.cert_path, data, self.key,
+                                                          option=self.opt('certificate_path'))
         except ConfigError as exc:
             self.warn('%s: the current certificate cannot be parsed: %s' % (self.opt('certificate_path'), exc.msg))
             self.current_certificate = {'path': self.cert_path, 'error': str(exc)}
-            return
-        facts['path'] = self.cert_path
-        facts['pem'] = cx509.to_pem(cert)
-        if self.key is not None:
-            facts['key_matches'] = cx509.key_matches_cert(self.key, cert)
-        else:
-            facts['key_matches'] = False   # a key that is about to be made cannot match
-        self.current_certificate = facts
 
     def plan(self):
         self._validate()
@@ -525,6 +517,35 @@ class KeyRequest:
         if diff:
             res['diff'] = self._diff(key_after)
         return res
+
+
+def certificate_in_use(path, data, key, option='certificate_path'):
+    """``current_certificate`` of a result: the facts of the certificate in ``data`` (read from
+    ``path``), whether ``key`` (None: a key about to be made) matches it, and its PEM."""
+    cert = cx509.load_certificate(data, option=option)
+    facts = cx509.cert_facts(cert)
+    facts['path'] = path
+    facts['pem'] = cx509.to_pem(cert)
+    facts['key_matches'] = cx509.key_matches_cert(key, cert) if key is not None else False
+    return facts
+
+
+def note_deployed(certificate_path, key_path, certificate_pem):
+    """After a deploy wrote ``certificate_pem`` to ``certificate_path``: bring the result kept
+    by the certificate_request call that reads that file up to date (request_cache), so the next
+    no-op needs no parsing either.  Never raises."""
+    def facts():
+        with open(certificate_path, 'rb') as handle:
+            data = handle.read()
+        with open(key_path, 'rb') as handle:
+            key = cx509.load_private_key(handle.read(), passphrase=None, option='key_path')
+        written = cx509.load_certificate(data, option='certificate_path')
+        if cx509.to_pem(written) != cx509.to_pem(cx509.load_certificate(certificate_pem.encode('ascii'),
+                                                                         option='certificate')):
+            return None
+        return certificate_in_use(os.path.abspath(certificate_path), data, key)
+
+    request_cache.note_certificate(certificate_path, key_path, facts)
 
 
 # ----------------------------------------------------------------------------- the module's work

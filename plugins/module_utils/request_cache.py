@@ -212,24 +212,59 @@ def remember(params, result, check_mode=False, diff=False):
         key = _key(params, check_mode)
         if noop is None or key is None:
             return
-        path = _path(params)
-        data = json.dumps({'key': key, 'files': _files(params), 'result': noop}, sort_keys=True).encode('utf-8')
-        try:
-            with open(path, 'rb') as handle:
-                if handle.read() == data:
-                    return
-        except OSError:
-            pass
-        tmp = '%s.%d.tmp' % (path, os.getpid())
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, 'O_NOFOLLOW', 0), 0o600)
-        try:
-            with os.fdopen(fd, 'wb') as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except Exception:  # pylint: disable=broad-except
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        certs = [os.path.abspath(os.path.expanduser(r['certificate_path'])) if r.get('certificate_path') else None
+                 for r in _requests(params)]
+        _write(_path(params), {'key': key, 'files': _files(params), 'certs': certs, 'result': noop})
     except Exception:  # pylint: disable=broad-except
         return
+
+
+def note_certificate(certificate_path, key_path, facts):
+    """A deploy wrote ``certificate_path``: where a kept result (in that file's directory) reads
+    it with the key at ``key_path``, its ``current_certificate`` becomes ``facts()`` (None:
+    leave it) and the file's state is taken again.  Never raises."""
+    try:
+        cert = os.path.abspath(certificate_path)
+        path = os.path.join(os.path.dirname(cert), CACHE_NAME)
+        try:
+            with open(path, 'rb') as handle:
+                kept = json.loads(handle.read().decode('utf-8'))
+        except (OSError, ValueError):
+            return
+        certs = kept.get('certs') or []
+        if cert not in certs or cert not in kept.get('files', {}):
+            return
+        entries = kept['result'].get('results') or [kept['result']]
+        entry = entries[certs.index(cert)]
+        if (entry.get('privatekey') or {}).get('path') != os.path.abspath(key_path):
+            return
+        new = facts()
+        if new is None:
+            return
+        entry['current_certificate'] = new
+        kept['files'][cert] = _file_state(cert)
+        _write(path, kept)
+    except Exception:  # pylint: disable=broad-except
+        return
+
+
+def _write(path, kept):
+    data = json.dumps(kept, sort_keys=True).encode('utf-8')
+    try:
+        with open(path, 'rb') as handle:
+            if handle.read() == data:
+                return
+    except OSError:
+        pass
+    tmp = '%s.%d.tmp' % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, 'O_NOFOLLOW', 0), 0o600)
+    try:
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except Exception:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

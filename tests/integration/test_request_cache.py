@@ -160,3 +160,45 @@ def test_nothing_kept_with_a_passphrase_or_rotate_key(run_playbook, tmp_path):
     for path in list(d.rglob('*')) + list(d2.rglob('*')):
         if path.is_file():
             assert b'sekrit-7Qz' not in path.read_bytes(), path
+
+
+ROLE_PLAY = """
+- name: Local CA, then the certificate role (files target)
+  hosts: localhost
+  gather_facts: false
+  vars:
+    local_ca_dir: %(ca)s
+    certificate_dir: %(certs)s
+    certificate_owner: root
+    certificate_group: root
+    certificate_issuer_options: {ca_path: %(ca)s/root}
+    certificate_list:
+      - {name: www, common_name: www.cache.test}
+      - {name: api, common_name: api.cache.test}
+  tasks:
+    - name: CA
+      ansible.builtin.include_role:
+        name: certforge.pki.local_ca
+    - name: Certificates
+      ansible.builtin.include_role:
+        name: certforge.pki.certificate
+"""
+
+
+def test_role_noop_right_after_the_first_run_parses_nothing(run_playbook, tmp_path, poisoned):
+    """The deploy that wrote the certificates updated the kept result: the very next no-op of
+    the role runs with a Python that cannot import cryptography on the host side."""
+    if os.geteuid() != 0:
+        pytest.skip('the role sets owner root')
+    text = ROLE_PLAY % {'ca': tmp_path / 'ca', 'certs': tmp_path / 'certs'}
+    first = run_playbook(text)
+    assert first.rc == 0 and first.changed() > 0, str(first)
+    kept = json.loads((tmp_path / 'certs' / CACHE).read_text())
+    assert all(r['current_certificate'] and r['current_certificate']['key_matches'] for r in kept['result']['results'])
+    poisoned_text = text.replace('  gather_facts: false\n', '  gather_facts: false\n  environment:\n    PYTHONPATH: %s\n'
+                                 % poisoned, 1)
+    noop = run_playbook(poisoned_text)
+    assert noop.rc == 0 and noop.changed() == 0, str(noop)
+    prepared = noop.task('certforge.pki.certificate : Make keys and CSRs on the host and read the certificates in use')
+    assert [r['current_certificate']['serial'] for r in prepared['results']] == \
+        [r['current_certificate']['serial'] for r in kept['result']['results']]

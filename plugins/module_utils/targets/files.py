@@ -244,10 +244,23 @@ def deploy_from_params(params, plugins, runner, check_mode=False, no_log_values=
         result = deploy(target, requests, check_mode=check_mode)
     except CertforgeError as exc:
         raise _under('target_options', exc, own)
+    if not check_mode and result.get('changed'):
+        _note_deployed(requests)
     if hasattr(target, 'started'):
         result['started'] = bool(target.started)
     result['warnings'] = warnings + result['warnings']
     return result
+
+
+def _note_deployed(requests):
+    """Certificates written to a certificate_path that a certificate_request call reads: its
+    kept result learns them (so the next no-op parses nothing)."""
+    # pylint: disable-next=import-outside-toplevel
+    from ansible_collections.certforge.pki.plugins.module_utils.key_request import note_deployed
+    for request in requests:
+        path = request.options.get('certificate_path')
+        if path and request.key_path and request.certificate_pem:
+            note_deployed(path, request.key_path, request.certificate_pem)
 
 
 # ---------------------------------------------------------------------------------------------
