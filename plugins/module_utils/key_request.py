@@ -540,8 +540,8 @@ def note_deployed(certificate_path, key_path, certificate_pem):
         with open(key_path, 'rb') as handle:
             key = cx509.load_private_key(handle.read(), passphrase=None, option='key_path')
         written = cx509.load_certificate(data, option='certificate_path')
-        if cx509.to_pem(written) != cx509.to_pem(cx509.load_certificate(certificate_pem.encode('ascii'),
-                                                                         option='certificate')):
+        deployed = cx509.load_certificate(certificate_pem.encode('ascii'), option='certificate')
+        if cx509.to_pem(written) != cx509.to_pem(deployed):
             return None
         return certificate_in_use(os.path.abspath(certificate_path), data, key)
 
