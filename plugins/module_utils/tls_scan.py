@@ -442,6 +442,31 @@ def served_chain(tls):
     return ([leaf] if leaf else []), 'leaf_only'
 
 
+def _handshake(tls, deadline):
+    """The TLS handshake within ``deadline`` in total (a blocking handshake would give every
+    read the whole time again)."""
+    import selectors
+    import ssl
+    tls.setblocking(False)
+    with selectors.DefaultSelector() as selector:
+        while True:
+            try:
+                tls.do_handshake()
+                return
+            except ssl.SSLWantReadError:
+                events = selectors.EVENT_READ
+            except ssl.SSLWantWriteError:
+                events = selectors.EVENT_WRITE
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout('timed out')
+            selector.register(tls, events)
+            ready = selector.select(left)
+            selector.unregister(tls)
+            if not ready:
+                raise socket.timeout('timed out')
+
+
 def fetch(endpoint, ctx, timeout):
     """Connect and handshake; returns a dict with reachable, error, protocol, cipher, ders, source."""
     import ssl
@@ -463,12 +488,9 @@ def fetch(endpoint, ctx, timeout):
             stage = 'starttls ' + endpoint['starttls']
             _STARTTLS[endpoint['starttls']](_Lines(sock, deadline))
         stage = 'handshake'
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise socket.timeout('timed out')
-        sock.settimeout(left)
-        tls = ctx.wrap_socket(sock, server_hostname=endpoint['sni'])
+        tls = ctx.wrap_socket(sock, server_hostname=endpoint['sni'], do_handshake_on_connect=False)
         sock = tls
+        _handshake(tls, deadline)
         out['handshake'] = True
         out['protocol'] = tls.version()
         cipher = tls.cipher()
