@@ -514,6 +514,41 @@ def test_shipped_module_gives_the_same_result(pki, start_nginx, tmp_path):
     assert out['failed'] is True and out['msg'].startswith('allow:') and 'Traceback' not in proc.stdout, out
 
 
+_NOT_LOCAL = """
+from ansible.plugins.connection.local import DOCUMENTATION as _LOCAL_DOC
+from ansible.plugins.connection.local import Connection as _Local
+
+DOCUMENTATION = _LOCAL_DOC.replace('name: local', 'name: notlocal', 1)
+
+
+class Connection(_Local):
+    \"\"\"The local connection under another transport name: a managed host that is not the controller,
+    as far as an action plugin can tell.\"\"\"
+
+    transport = 'notlocal'
+"""
+
+
+def test_not_local_connection_ships_the_module(pki, start_nginx, tmp_path, run_playbook):
+    """Through ansible-playbook with a connection that is not ``local``: the action plugin hands the
+    task to the module (AnsiballZ_tls_scan.py is put on the host and run), same result."""
+    cert, key, dummy = pki.leaf('remote.test', days=3)
+    server = start_nginx(tmp_path / 'nginx', [{'name': 'remote.test', 'cert': cert, 'key': key,
+                                               'listen': [('127.0.0.1', 'a')]}])
+    plugins = tmp_path / 'connection_plugins'
+    plugins.mkdir()
+    (plugins / 'notlocal.py').write_text(_NOT_LOCAL)
+    inventory = 'localhost ansible_connection=notlocal ansible_python_interpreter=%s\n' % sys.executable
+    result = run_playbook(play(scan_task('scan', targets=['127.0.0.1:%d' % server.ports['a']],
+                                         server_names=['remote.test'], allow=['127.0.0.1/32'],
+                                         ca_path=pki.root_file)),
+                          inventory=inventory, args=('-vvv',), env=dict(ENV, ANSIBLE_CONNECTION_PLUGINS=str(plugins)))
+    no_crash(result)
+    assert result.rc == 0, result
+    assert 'AnsiballZ_tls_scan.py' in result.stdout, result
+    assert result.task('scan')['endpoints'][0]['problems'] == ['expiring_soon']
+
+
 # ---------------------------------------------------------------------------------------------
 # STARTTLS: real Postfix, Dovecot and PostgreSQL; pop3 and LDAP responders written here
 # ---------------------------------------------------------------------------------------------
