@@ -13,8 +13,9 @@
 - the allow-list: a target or range outside ``allow`` fails the task before any connection (two
   counting listeners, one inside and one outside the list, accept nothing), and the same listener
   does count a connection once it is allowed;
-- bad input naming the option, no traceback; check mode; the module run as a shipped module
-  (what happens on a managed host that is not the controller).
+- bad input naming the option, no traceback; check mode; the module shipped and run where the
+  connection is not local (a connection plugin that is ``local`` under another name, so the action
+  plugin cannot tell it from a managed host), and the module file run by itself.
 """
 
 import datetime
