@@ -625,7 +625,9 @@ def test_findings_of_discovery_tls_scan_and_report_shapes(run_playbook, receiver
          'chain': [{'subject': 'CN=b.example.test', 'not_after': soon, 'days_left': -1.2}]},
         # a report's rows
         {'common_name': 'c.example.test', 'subject': 'CN=c.example.test', 'not_after': soon, 'hosts': ['h1', 'h2'],
-         'locations': ['h1:/etc/c.pem']},
+         'issuer': 'CN=Example CA', 'status': 'critical',
+         'locations': [{'kind': 'file', 'host': 'h1', 'path': '/etc/c.pem'},
+                       {'kind': 'endpoint', 'host': '10.0.0.5', 'port': 443, 'sni': 'c.example.test'}]},
         # an endpoint that could not be read
         {'host': 'd.example.test', 'port': 443, 'sni': 'd.example.test', 'error': 'connection refused', 'chain': []},
     ]
@@ -640,6 +642,7 @@ def test_findings_of_discovery_tls_scan_and_report_shapes(run_playbook, receiver
     assert seen['b.example.test']['kind'] == 'expired' and seen['b.example.test']['endpoint'] == 'b.example.test:443'
     assert seen['c.example.test']['days_left'] == 3 and seen['c.example.test']['severity'] == 'critical'
     assert seen['c.example.test']['host'] == 'h1, h2'
+    assert seen['c.example.test']['path'] == 'h1:/etc/c.pem, c.example.test:443'
     assert seen['d.example.test']['kind'] == 'failed' and seen['d.example.test']['severity'] == 'error'
 
 
@@ -713,3 +716,33 @@ def test_certificate_module_sends_issued_and_revoked_events(run_playbook, receiv
     assert any('slack notifier chat' in w for w in issued['warnings'])
     assert 'notifications' not in result.task('Keep') or result.task('Keep')['notifications'] == []
     _no_secret(result, list(SECRETS.values()))
+
+
+def test_real_discovery_and_report_results_feed_notify(run_playbook, receiver, test_ca, tmp_path):
+    """certificate_discovery's certificates and certificate_report's attention rows, as those
+    modules return them, go to notify unchanged."""
+    certs = tmp_path / 'certs'
+    certs.mkdir()
+    (certs / 'soon.pem').write_text(test_ca.issue('soon.notify.test', days=5).cert_pem)
+    (certs / 'later.pem').write_text(test_ca.issue('later.notify.test', days=20).cert_pem)
+    hook = [n for n in _notifiers(receiver) if n['name'] == 'hook']
+    play = [{'name': 'discovery, report, notify', 'hosts': 'localhost', 'gather_facts': False, 'tasks': [
+        {'name': 'Discover', 'certforge.pki.certificate_discovery': {'paths': [str(certs)]}, 'register': 'found'},
+        {'name': 'Notify discovery', 'certforge.pki.notify': {
+            'findings': '{{ found.certificates }}', 'notifiers': hook, 'digest': True}},
+        {'name': 'Report', 'certforge.pki.certificate_report': {
+            'discovery': {'localhost': '{{ found }}'}, 'json_path': str(tmp_path / 'report.json')}, 'register': 'report'},
+        {'name': 'Notify report', 'certforge.pki.notify': {
+            'findings': '{{ report.attention }}', 'notifiers': hook, 'digest': True}},
+    ]}]
+    result = run_playbook(play, env=ENV)
+    assert result.rc == 0, str(result)
+    bodies = _bodies(receiver, '/hook/')
+    assert len(bodies) == 2, bodies
+    for body in bodies:
+        _valid(body, WEBHOOK)
+        seen = dict((e['name'], e) for e in body['events'])
+        assert set(seen) == {'soon.notify.test', 'later.notify.test'}, seen
+        assert seen['soon.notify.test']['severity'] == 'critical' and seen['soon.notify.test']['days_left'] in (4, 5)
+        assert seen['later.notify.test']['severity'] == 'warning'
+        assert str(certs / 'soon.pem') in seen['soon.notify.test']['path']

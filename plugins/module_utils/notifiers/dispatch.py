@@ -105,6 +105,16 @@ def _subject_cn(subject):
     return text or None
 
 
+def _location_text(loc):
+    """A report row's location ({kind, host, path} or {kind: endpoint, host, port, sni}) as text."""
+    if not isinstance(loc, dict):
+        return str(loc)
+    if loc.get('kind') == 'endpoint':
+        return '%s:%s' % (loc.get('sni') or loc.get('host'), loc.get('port'))
+    parts = [str(loc[k]) for k in ('host', 'path') if loc.get(k)]
+    return ':'.join(parts) or str(loc.get('name') or loc.get('kind') or '')
+
+
 def finding_event(item, index, now=None):
     """An ``expiring``/``expired`` event of one finding (a dict of certificate_discovery's
     ``certificates``, tls_scan's ``endpoints`` or a report's rows), or a ``failed`` event when
@@ -123,7 +133,7 @@ def finding_event(item, index, now=None):
     if isinstance(merged.get('hosts'), list):       # a report's rows
         merged.setdefault('host', ', '.join(str(h) for h in merged['hosts']))
     if isinstance(merged.get('locations'), list) and merged['locations'] and not merged.get('path'):
-        merged['path'] = ', '.join(str(loc) for loc in merged['locations'][:5])
+        merged['path'] = ', '.join(_location_text(loc) for loc in merged['locations'][:5])
     now = now or datetime.datetime.now(datetime.timezone.utc)
     days = _first(merged, DAYS_KEYS)
     not_after = _first(merged, NOT_AFTER_KEYS)
