@@ -746,3 +746,39 @@ def test_real_discovery_and_report_results_feed_notify(run_playbook, receiver, t
         assert seen['soon.notify.test']['severity'] == 'critical' and seen['soon.notify.test']['days_left'] in (4, 5)
         assert seen['later.notify.test']['severity'] == 'warning'
         assert str(certs / 'soon.pem') in seen['soon.notify.test']['path']
+
+
+def test_email_refuses_a_server_without_starttls_or_with_an_untrusted_certificate(run_playbook, smtp, tmp_path):
+    from aiosmtpd.controller import Controller
+    plain_messages = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            plain_messages.append(envelope)
+            return '250 OK'
+
+    probe = socket.socket()
+    probe.bind(('127.0.0.1', 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    plain = Controller(Handler(), hostname='127.0.0.1', port=port)
+    plain.start()
+    try:
+        base = dict(from_address='certforge@example.test', to=['ops@example.test'], retries=0, host='127.0.0.1')
+        notifiers = [
+            {'name': 'plain', 'type': 'email', 'options': dict(base, port=port)},
+            {'name': 'untrusted', 'type': 'email', 'options': dict(base, port=smtp.port, username=SMTP_USER,
+                                                                   password=SMTP_PASSWORD)},
+            {'name': 'good', 'type': 'email', 'options': dict(base, port=smtp.port, ca_path=smtp.ca_path)},
+        ]
+        result = run_playbook(_play(dict(findings=FINDINGS[:1], notifiers=notifiers)), env=ENV)
+    finally:
+        plain.stop()
+    assert result.rc == 0, str(result)
+    out = dict((n['name'], n) for n in result.task('Notify')['notifiers'])
+    assert (out['plain']['failed'], out['untrusted']['failed'], out['good']['delivered']) == (1, 1, 1), out
+    assert 'offers no STARTTLS' in out['plain']['errors'][0]
+    assert 'not trusted' in out['untrusted']['errors'][0] and 'ca_path' in out['untrusted']['errors'][0]
+    assert plain_messages == [] and smtp.logins == []             # nothing sent in the clear, no login
+    _wait_for(lambda: len(smtp.messages) == 1, 'the mail of the good notifier')
+    _no_secret(result, [SMTP_PASSWORD])
