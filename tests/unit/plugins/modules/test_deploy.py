@@ -89,8 +89,8 @@ def test_builtin_names_never_scan_installed_packages(monkeypatch):
         raise AssertionError('entry points scanned for a built-in target')
 
     monkeypatch.setattr(core_registry.Registry, '_load_entry_points', scan)
-    assert target_class('nginx', mod.PLUGINS, discover=True) is nginx_target.NginxTarget
-    assert target_class('files', mod.PLUGINS, discover=True) is files_target.FilesTarget
+    assert target_class('nginx', mod.all_plugins(), discover=True) is nginx_target.NginxTarget
+    assert target_class('files', mod.all_plugins(), discover=True) is files_target.FilesTarget
 
 
 def test_other_names_come_from_installed_packages(monkeypatch):
@@ -98,16 +98,16 @@ def test_other_names_come_from_installed_packages(monkeypatch):
         self.pm.register(ThirdParty())
 
     monkeypatch.setattr(core_registry.Registry, '_load_entry_points', scan)
-    assert target_class('recorder', mod.PLUGINS, discover=True) is Recorder
+    assert target_class('recorder', mod.all_plugins(), discover=True) is Recorder
     with pytest.raises(ConfigError) as info:
-        target_class('recorder', mod.PLUGINS)                 # without discover: built-ins only
+        target_class('recorder', mod.all_plugins())                 # without discover: built-ins only
     assert info.value.option == 'target'
 
 
 def test_unknown_target_lists_the_known_ones(monkeypatch):
     monkeypatch.setattr(core_registry.Registry, '_load_entry_points', lambda self: None)
     with pytest.raises(ConfigError) as info:
-        target_class('no_such_server', mod.PLUGINS, discover=True)
+        target_class('no_such_server', mod.all_plugins(), discover=True)
     assert info.value.option == 'target'
     assert 'files, ' in info.value.fix and 'nginx' in info.value.fix and 'install the package' in info.value.fix
 
@@ -149,7 +149,7 @@ def _params(tmp_path, **kwargs):
 def test_third_party_target_gets_checked_options_and_secrets_are_collected(tmp_path):
     Recorder.seen[:] = []
     secrets = set()
-    plugins = mod.PLUGINS + (ThirdParty(),)
+    plugins = mod.all_plugins() + (ThirdParty(),)
     result = files_target.deploy_from_params(
         _params(tmp_path, target='recorder', target_options={'endpoint': 'x', 'token': SECRET}),
         plugins, None, no_log_values=secrets)
@@ -231,7 +231,7 @@ def test_nginx_not_running_fails_naming_pid_file_and_rolls_back(tmp_path, capsys
 
 
 def test_secret_target_options_are_masked(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(mod, 'PLUGINS', mod.PLUGINS + (ThirdParty(),))
+    monkeypatch.setattr(mod, 'plugins_for', lambda name: mod.all_plugins() + (ThirdParty(),))
     args = dict(target='recorder', target_options={'endpoint': 'refuse', 'token': SECRET},
                 certificate=_pem(0x36), certificate_path=str(tmp_path / 'www.crt'))
     code, out = run_main(args, capsys)
@@ -253,7 +253,7 @@ def test_no_change_path_does_not_import_cryptography(tmp_path):
         'p.update(target="nginx", target_options={"reload": "yes", "pid_file": "/run/x.pid"}, mode="0644",\n'
         '         backup_retention=5, certificate=open(sys.argv[1]).read(), certificate_path=sys.argv[2],\n'
         '         verify={"port": 1})\n'
-        'r = f.deploy_from_params(p, d.PLUGINS, None)\n'
+        'r = f.deploy_from_params(p, d.plugins_for("nginx"), None)\n'
         'print(json.dumps([r["changed"], any(m.startswith("cryptography") for m in sys.modules)]))\n')
     out = subprocess.run([sys.executable, '-c', code, str(tmp_path / 'input.pem'), str(tmp_path / 'www.crt')],
                          capture_output=True, text=True, check=False,
