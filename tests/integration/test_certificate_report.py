@@ -390,7 +390,7 @@ def test_report_page_in_chromium(fleet, issued, run_playbook, tmp_path):
 
 @pytest.mark.parametrize('case', ['missing_dir', 'html_is_dir', 'discovery_string', 'discovery_item',
                                   'discovery_no_certificates', 'scans_not_list', 'scans_bad_chain', 'as_of',
-                                  'order_store_missing', 'critical_above_warn'])
+                                  'order_store_missing', 'critical_above_warn', 'warn_days_text', 'mode_world_writable'])
 def test_report_bad_input(case, fleet, run_playbook, tmp_path):
     out = tmp_path / 'out'
     out.mkdir()
@@ -400,7 +400,7 @@ def test_report_bad_input(case, fleet, run_playbook, tmp_path):
         'missing_dir': 'html_path', 'html_is_dir': 'html_path', 'discovery_string': 'discovery',
         'discovery_item': 'discovery[1]', 'discovery_no_certificates': 'discovery[web1]', 'scans_not_list': 'scans',
         'scans_bad_chain': 'scans[0].endpoints[0]', 'as_of': 'as_of', 'order_store_missing': 'order_store',
-        'critical_above_warn': 'critical_days'}[case]
+        'critical_above_warn': 'critical_days', 'warn_days_text': 'warn_days', 'mode_world_writable': 'mode'}[case]
     if case == 'missing_dir':
         args['html_path'] = str(out / 'nowhere' / 'r.html')
     elif case == 'html_is_dir':
@@ -421,13 +421,20 @@ def test_report_bad_input(case, fleet, run_playbook, tmp_path):
         args['order_store'] = str(tmp_path / 'no-store')
     elif case == 'critical_above_warn':
         args.update(critical_days=40, warn_days=30)
+    elif case == 'warn_days_text':
+        args['warn_days'] = 'thirty'
+    elif case == 'mode_world_writable':
+        args['mode'] = '0666'
     result = run_playbook(report_play(args), env=ENV)
     assert result.rc != 0, result
     no_exception(result)
     rep = result.task('report')
     assert result.status('report') == 'failed', result
-    assert rep['msg'].startswith(option + ':') or ('%s:' % option) in rep['msg'], rep['msg']
-    assert 'Fix:' in rep['msg'], rep['msg']
+    if case == 'warn_days_text':      # ansible-core's own type check
+        assert "'warn_days'" in rep['msg'], rep['msg']
+    else:
+        assert rep['msg'].startswith(option + ':') or ('%s:' % option) in rep['msg'], rep['msg']
+        assert 'Fix:' in rep['msg'], rep['msg']
     assert sorted(os.listdir(str(out))) == [], os.listdir(str(out))
     assert not (tmp_path / 'no-store').exists()
 
