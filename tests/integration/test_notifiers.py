@@ -782,3 +782,18 @@ def test_email_refuses_a_server_without_starttls_or_with_an_untrusted_certificat
     assert plain_messages == [] and smtp.logins == []             # nothing sent in the clear, no login
     _wait_for(lambda: len(smtp.messages) == 1, 'the mail of the good notifier')
     _no_secret(result, [SMTP_PASSWORD])
+
+
+def test_role_refuses_bad_notifiers_before_issuing(run_playbook, receiver, tmp_path):
+    env = dict(ENV, CERTFORGE_ORDER_STORE=str(tmp_path / 'orders'))
+    bad = [{'name': 'hook', 'type': 'webhook', 'options': {'url': receiver.url('/hook/' + SECRETS['hook']),
+                                                           'secrett': SECRETS['hmac']}}]
+    result = run_playbook(_role_play(tmp_path, bad), env=env)
+    assert result.rc != 0, str(result)
+    failed = [t for t in result.tasks if t['status'] == 'failed']
+    assert failed and failed[-1]['task'].endswith('Issue or renew on the controller'), str(result)
+    msg = failed[-1]['result']['msg']
+    assert 'notifiers[0].options.secrett' in msg and 'did you mean secret' in msg, msg
+    assert not list((tmp_path / 'certs').glob('*.crt')), 'a certificate was written'
+    assert receiver.requests == []
+    _no_secret(result, [SECRETS['hook'], SECRETS['hmac']], expect_failure=True)
