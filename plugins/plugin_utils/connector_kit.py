@@ -90,8 +90,8 @@ def builtin_plugins():
     the kit runs against a built-in by name; installed packages come from their entry points."""
     from ansible_collections.certforge.pki.plugins.module_utils.certificate import BUILTIN_PLUGINS
     from ansible_collections.certforge.pki.plugins.module_utils.notifiers.dispatch import BUILTIN_PLUGINS as NOTIFIERS
-    from ansible_collections.certforge.pki.plugins.modules.deploy import PLUGINS
-    return list(BUILTIN_PLUGINS) + list(PLUGINS) + list(NOTIFIERS)
+    from ansible_collections.certforge.pki.plugins.modules import deploy
+    return list(BUILTIN_PLUGINS) + list(deploy.all_plugins()) + list(NOTIFIERS)
 
 
 def _sdk():
