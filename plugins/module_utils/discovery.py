@@ -15,7 +15,10 @@ A certificate is ``managed`` (written by this collection) when its file lies und
 ``certificate_request`` write: ``<stem>.crt``, ``<stem>.chain.pem``, ``<stem>.fullchain.pem``,
 ``<stem>.key`` next to a ``<stem>.csr`` whose public key is the public key of the certificate
 in ``<stem>.crt``.  No other tool writes a CSR next to the certificate for the same key under
-these names, and a stale copy of a set (a CSR for another key) does not count.
+these names, and a stale copy of a set (a CSR for another key) does not count.  Files named in
+the record ``certificate_request`` keeps in its directory (``.certforge-request.json``, found in
+the walk) count as well: that covers keys and certificates the role writes under names of their
+own (not their chain files).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,6 +29,7 @@ import errno
 import fnmatch
 import glob
 import hashlib
+import json
 import os
 import re
 import stat
@@ -39,6 +43,8 @@ DEFAULT_PATTERNS = ['*.pem', '*.crt', '*.cer', '*.cert', '*.der', '*.key', '*.p1
                     '*.keystore', '*.truststore', '*.p7b', '*.p7c', '*.ca-bundle']
 MAX_FILE_SIZE_LIMIT = 256 * 1024 * 1024
 MANAGED_SUFFIXES = ('.fullchain.pem', '.chain.pem', '.crt', '.key')
+#: the record certificate_request keeps in its directory (the certificate role always passes one)
+REQUEST_RECORD = '.certforge-request.json'
 
 OPTIONS = dict(
     paths=dict(type='list', elements='path', required=True),
@@ -653,6 +659,7 @@ class Scanner(object):
         self._key_objs = []       # (entry, public key fingerprint)
         self._cert_objs = []      # (entry, certificate)
         self.facts = _Facts(self.lib)
+        self.recorded = set()     # paths named in certificate_request's records
 
     # -- helpers
     def skip(self, path, reason, detail):
@@ -728,6 +735,8 @@ class Scanner(object):
             except OSError:
                 continue
             self.files_seen += 1
+            if name == REQUEST_RECORD and entry.is_file(follow_symlinks=False):
+                self.read_request_record(path)
             if patterns is not None and not patterns.match(name):
                 continue
             try:
@@ -862,6 +871,22 @@ class Scanner(object):
                     key['certificates'].append(item['path'])
 
     # -- managed
+    def read_request_record(self, path):
+        """The files certificate_request keeps the state of (keys, CSRs, certificates): managed.
+        A record that cannot be read or has another shape adds nothing."""
+        try:
+            if os.path.getsize(path) > self.max_size:
+                return
+            with open(path, 'rb') as handle:
+                record = json.loads(handle.read().decode('utf-8'))
+            files = record.get('files')
+            if isinstance(files, dict):
+                for name in files:
+                    if isinstance(name, str) and name.startswith('/'):
+                        self.recorded.add(os.path.normpath(name))
+        except (OSError, ValueError, AttributeError):
+            return
+
     def _stem(self, path):
         for suffix in MANAGED_SUFFIXES:
             if path.endswith(suffix) and len(path) > len(suffix) and path[-len(suffix) - 1] != '/':
@@ -892,6 +917,8 @@ class Scanner(object):
         stem = self._stem(path)
         if stem is not None and self._stem_managed(stem, cache):
             return 'layout'
+        if path in self.recorded:
+            return 'request_record'
         return None
 
     def mark_managed(self):

@@ -92,7 +92,10 @@ options:
         M(certforge.pki.certificate_request) module and the C(certforge.pki.certificate) role write for one
         name C(<stem>) in one directory - C(<stem>.crt), C(<stem>.chain.pem), C(<stem>.fullchain.pem),
         C(<stem>.key) - and C(<stem>.csr) holds a CSR for the same public key as the certificate in
-        C(<stem>.crt). Certificates written under other names (role entries with their own C(certificate_path))
+        C(<stem>.crt); and files named in the record M(certforge.pki.certificate_request) keeps in its
+        directory (C(.certforge-request.json)) when the search passes that directory - the key, CSR and
+        certificate of each request, also under names of their own (not their chain and full chain files).
+        The record is not kept for every call (not with a key passphrase or C(rotate_key)), so other certificates
         are recognized only through this option.
     type: list
     elements: path
@@ -255,7 +258,8 @@ certificates:
       type: bool
       sample: true
     managed_by:
-      description: Why it counts as managed, V(layout) or V(managed_dirs); V(null) when it does not.
+      description: Why it counts as managed, V(managed_dirs), V(layout) or V(request_record); V(null) when it does
+        not.
       type: str
       sample: layout
 keys:

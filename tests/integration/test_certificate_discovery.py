@@ -149,7 +149,11 @@ def _role_play(tmp_path, cert_dir):
         'certificate_issuer_options': {'ca_path': str(tmp_path / 'local-ca' / 'root'),
                                        'allowed_domains': ['disc.test']},
         'certificate_target': 'files',
-        'certificate_list': [{'name': 'managed', 'common_name': 'managed.disc.test'}],
+        'certificate_list': [{'name': 'managed', 'common_name': 'managed.disc.test'},
+                             {'name': 'custom', 'common_name': 'custom.disc.test',
+                              'certificate_path': str(cert_dir / 'custom-leaf.pem'),
+                              'chain_path': str(cert_dir / 'custom-chain.pem'),
+                              'fullchain_path': str(cert_dir / 'custom-full.pem')}],
     }
     return textwrap.dedent("""
         - name: The certificate role writes one name with the local CA
@@ -239,6 +243,7 @@ def test_every_format_counts_and_fields(tree, tmp_path, run_playbook):
         str(d['stores'] / 'app.jks'): 2, str(d['stores'] / 'app.p12'): 1,
         str(mdir / 'managed.crt'): 1, str(mdir / 'managed.chain.pem'): 1, str(mdir / 'managed.fullchain.pem'): 2,
         str(d['odd']) + '/odd\\xff.pem': 1,
+        str(mdir / 'custom-leaf.pem'): 1, str(mdir / 'custom-chain.pem'): 1, str(mdir / 'custom-full.pem'): 2,
     }
     if as_root:
         expected_counts[locked] = 1
@@ -261,7 +266,8 @@ def test_every_format_counts_and_fields(tree, tmp_path, run_playbook):
 
     # keys: beside certificates, inside PKCS#12 and JKS, the role's key
     expected_keys = {str(d['pem'] / 'www.key'), str(d['pem'] / 'soon.key'), str(d['stores'] / 'www.p12'),
-                     str(d['stores'] / 'app.jks'), str(d['stores'] / 'app.p12'), str(mdir / 'managed.key')}
+                     str(d['stores'] / 'app.jks'), str(d['stores'] / 'app.p12'), str(mdir / 'managed.key'),
+                     str(mdir / 'custom.key')}
     assert set(keys) == expected_keys
     assert all(len(v) == 1 for v in keys.values())
     www_key = keys[str(d['pem'] / 'www.key')][0]
@@ -318,32 +324,40 @@ def test_every_format_counts_and_fields(tree, tmp_path, run_playbook):
     assert app_p12['fingerprint_sha256'] == app['fingerprint_sha256']
     assert app_p12['key_match'] == str(d['stores'] / 'app.p12')
 
-    # the role's files: managed through the layout; nothing else is managed
+    # the role's files: managed through the layout (and the custom-named leaf through
+    # certificate_request's record; its chain files are not named there); nothing else is managed
     managed = sorted(p for p, v in certs.items() if all(c['managed'] for c in v))
     assert managed == sorted([str(mdir / 'managed.crt'), str(mdir / 'managed.chain.pem'),
-                              str(mdir / 'managed.fullchain.pem')])
+                              str(mdir / 'managed.fullchain.pem'), str(mdir / 'custom-leaf.pem')])
+    custom = certs[str(mdir / 'custom-leaf.pem')][0]
+    assert custom['managed_by'] == 'request_record' and custom['key_match'] == str(mdir / 'custom.key')
+    assert keys[str(mdir / 'custom.key')][0]['managed_by'] == 'request_record'
+    assert keys[str(mdir / 'custom.key')][0]['certificates'] == [
+        str(mdir / 'custom-full.pem'), str(mdir / 'custom-leaf.pem')]
     assert all(not c['managed'] for p, v in certs.items() if p not in managed for c in v)
     role_leaf = certs[str(mdir / 'managed.crt')][0]
     assert role_leaf['managed_by'] == 'layout' and role_leaf['key_match'] == str(mdir / 'managed.key')
     assert role_leaf['subject'] == 'CN=managed.disc.test' and role_leaf['sans'] == ['DNS:managed.disc.test']
     assert keys[str(mdir / 'managed.key')][0]['managed'] is True
+    assert keys[str(mdir / 'managed.key')][0]['managed_by'] == 'layout'
 
     n_certs = sum(expected_counts.values())
     totals = found['totals']
     assert totals['certificates'] == n_certs
-    assert totals['keys'] == 6
+    assert totals['keys'] == 7
     assert totals['expired'] == 1
     assert totals['expiring'] == 2           # soon.crt and the same certificate in chain.p7c
-    assert totals['managed'] == 4
+    assert totals['managed'] == 5
     assert totals['problems'] == len(expected_skipped)
-    # files met: 20 in the fixture tree + what the role wrote (key, csr, crt, chain, fullchain and
-    # certificate_request's cache file)
+    # files met: 20 in the fixture tree + what the role wrote (key, csr, crt, chain, fullchain of two
+    # names and certificate_request's record)
     role_files = os.listdir(str(mdir))
-    assert {'managed.key', 'managed.csr', 'managed.crt', 'managed.chain.pem', 'managed.fullchain.pem'} <= set(role_files)
+    assert {'managed.key', 'managed.csr', 'managed.crt', 'managed.chain.pem', 'managed.fullchain.pem',
+            'custom.key', 'custom.csr', 'custom-leaf.pem', 'custom-chain.pem', 'custom-full.pem',
+            '.certforge-request.json'} == set(role_files)
     assert totals['files_seen'] == 20 + len(role_files), totals
-    # read: every file but readme.txt, managed.csr and the role's other files (names), pipe.pem (FIFO),
-    # huge.pem (size)
-    assert totals['files_read'] == 21, totals
+    # read: every file but readme.txt, the CSRs and the record (names), pipe.pem (FIFO), huge.pem (size)
+    assert totals['files_read'] == 25, totals
 
 
 def test_check_mode_depth_excludes_and_managed_dirs(tree, run_playbook):
