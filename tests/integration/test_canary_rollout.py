@@ -37,13 +37,14 @@ def _name(host):
 class Fleet:
     """Ten hosts, each with its own nginx (one SNI site) and its own certificate directory."""
 
-    def __init__(self, make_nginx, tmp_path):
+    def __init__(self, make_nginx, tmp_path, hosts=tuple(HOSTS)):
+        self.hosts = list(hosts)
         self.tmp = tmp_path
         self.ca = tmp_path / 'ca'
         self.state_file = tmp_path / 'canary-state.json'
         self.env = {'CERTFORGE_ORDER_STORE': str(tmp_path / 'orders'), 'ANSIBLE_FORKS': '10',
                     'ANSIBLE_DISPLAY_TRACEBACK': 'error'}
-        self.servers = {host: make_nginx(_name(host)) for host in HOSTS}
+        self.servers = {host: make_nginx(_name(host)) for host in self.hosts}
         self.verify_port = {host: server.port for host, server in self.servers.items()}
 
     # -- files on a host -----------------------------------------------------------------------
@@ -57,12 +58,17 @@ class Fleet:
                 'key': site['key']}
 
     def snapshot(self, host):
-        """sha256 and mtime (ns) of the certificate, chain, full chain and key of ``host``."""
+        """(sha256, mode, mtime in ns) of the certificate, chain, full chain and key of ``host``."""
         out = {}
         for kind, path in self.paths(host).items():
             with open(path, 'rb') as handle:
-                out[kind] = (hashlib.sha256(handle.read()).hexdigest(), os.stat(path).st_mtime_ns)
+                info = os.stat(path)
+                out[kind] = (hashlib.sha256(handle.read()).hexdigest(), info.st_mode, info.st_mtime_ns)
         return out
+
+    def contents(self, host):
+        """(sha256, mode) of each file of ``host``: what a byte-exact rollback restores."""
+        return {kind: value[:2] for kind, value in self.snapshot(host).items()}
 
     def file_serial(self, host):
         with open(self.paths(host)['certificate'], 'rb') as handle:
@@ -87,7 +93,7 @@ class Fleet:
         user = pwd.getpwuid(os.getuid()).pw_name
         group = grp.getgrgid(os.getgid()).gr_name
         hosts = {}
-        for host in HOSTS:
+        for host in self.hosts:
             server = self.servers[host]
             paths = self.paths(host)
             hosts[host] = {
@@ -141,7 +147,7 @@ class Fleet:
         result = run_playbook(playbook, inventory=self.inventory(), env=self.env)
         check_clean(result)
         assert result.rc == 0, result
-        for host in HOSTS:
+        for host in self.hosts:
             serial = self.file_serial(host)
             self.servers[host].wait_for_serial(_name(host), serial)
         return result
@@ -227,8 +233,7 @@ def test_canary_stops_at_host04_and_rolls_the_fleet_back(make_nginx, run_playboo
         assert state['hosts'][host]['status'] == 'changed+rolled_back', state['hosts'][host]
         assert fleet.served_serial(host) == old_serial[host]
         assert fleet.file_serial(host) == old_serial[host]
-        after = fleet.snapshot(host)
-        assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before[host].items()}, host
+        assert fleet.contents(host) == {k: v[:2] for k, v in before[host].items()}, host
         rows.append('CANARY %s changed+rolled_back new=%s serial=%X' % (host, written[0], fleet.served_serial(host)))
 
     # host04: its renewal was deployed, failed the live verification and was rolled back by the target
@@ -236,7 +241,7 @@ def test_canary_stops_at_host04_and_rolls_the_fleet_back(make_nginx, run_playboo
     assert 'verify' in state['hosts']['host04']['msg'], state['hosts']['host04']
     assert deployed(result, 'host04') == []
     assert fleet.served_serial('host04') == old_serial['host04']
-    assert {k: v[0] for k, v in fleet.snapshot('host04').items()} == {k: v[0] for k, v in before['host04'].items()}
+    assert fleet.contents('host04') == {k: v[:2] for k, v in before['host04'].items()}
     rows.append('CANARY host04 failed(verify)+restored serial=%X' % fleet.served_serial('host04'))
 
     # hosts 05-10: untouched
@@ -294,3 +299,50 @@ def test_canary_rolls_out_to_the_whole_fleet(make_nginx, run_playbook, tmp_path,
     new_records = [s for s in fleet.records() if s not in records_before]
     assert len(new_records) == len(HOSTS), new_records
     print_table(capsys, 'canary rollout to the whole fleet:', rows)
+
+
+def test_canary_halt_stops_without_rolling_back(make_nginx, run_playbook, tmp_path, capsys):
+    """canary_rollout_on_failure: halt - host02 fails its live verification in batch 2: no later
+    batch starts, host01 keeps its new certificate, host02 serves its old one, host03 untouched."""
+    fleet = Fleet(make_nginx, tmp_path, hosts=HOSTS[:3])
+    fleet.first_run(run_playbook)
+    before = {host: fleet.snapshot(host) for host in fleet.hosts}
+    old_serial = {host: fleet.served_serial(host) for host in fleet.hosts}
+    records_before = fleet.records()
+    stale = make_nginx(_name('host02'))          # a verify endpoint that never serves the new certificate
+    fleet.verify_port['host02'] = stale.port
+
+    result = fleet.canary(run_playbook, [1], canary_rollout_on_failure='halt')
+    assert result.rc != 0, result
+    assert 'Canary rollout stopped: host02 failed in batch 2' in result.stdout, result
+    assert 'canary_rollout_on_failure: halt' in result.stdout, result
+    state = fleet.state()
+    assert state['stopped'] and state['on_failure'] == 'halt'
+    assert [state['hosts'][h]['status'] for h in fleet.hosts] == ['changed+verified', 'failed', 'untouched'], state
+    new_serial = fleet.file_serial('host01')
+    assert new_serial != old_serial['host01'] and fleet.served_serial('host01') == new_serial
+    assert fleet.served_serial('host02') == old_serial['host02']
+    assert fleet.contents('host02') == {k: v[:2] for k, v in before['host02'].items()}
+    assert fleet.snapshot('host03') == before['host03'] and fleet.served_serial('host03') == old_serial['host03']
+    new_records = [r for s, r in fleet.records().items() if s not in records_before]
+    assert sorted(r['subject_alt_names'][0] for r in new_records) == ['DNS:' + _name(h) for h in HOSTS[:2]]
+    print_table(capsys, 'canary rollout halted at host02:',
+                ['CANARY %s %s serial=%X' % (h, state['hosts'][h]['status'], fleet.served_serial(h))
+                 for h in fleet.hosts])
+
+
+def test_canary_refuses_bad_rollout_variables_before_writing(make_nginx, run_playbook, tmp_path):
+    fleet = Fleet(make_nginx, tmp_path, hosts=HOSTS[:2])
+    before = {host: sorted(os.listdir(fleet.servers[host].cert_dir)) for host in fleet.hosts}
+    for bad, option in (({'canary_rollout_batches': ['0%', 'x']}, 'canary_rollout_batches'),
+                        ({'canary_rollout_batches': [1], 'canary_rollout_pause_seconds': -5},
+                         'canary_rollout_pause_seconds'),
+                        ({'canary_rollout_batches': [1], 'certificate_rotate_key': True}, 'certificate_rotate_key')):
+        extra = dict({'canary_rollout_state_file': str(fleet.state_file)}, **bad)
+        result = run_playbook(str(CANARY_PLAYBOOK), inventory=fleet.inventory(), extra_vars=extra, env=fleet.env)
+        assert result.rc != 0, result
+        check_clean(result, expect_failure=True)
+        failed = [t for t in result.tasks if t['status'] == 'failed']
+        assert failed and all(option in t['result']['msg'] for t in failed), (option, failed)
+        assert {host: sorted(os.listdir(fleet.servers[host].cert_dir)) for host in fleet.hosts} == before
+        assert not fleet.state_file.exists() and not (tmp_path / 'orders').exists()
