@@ -453,19 +453,20 @@ results:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.certforge.pki.plugins.module_utils import request_cache
-from ansible_collections.certforge.pki.plugins.module_utils.key_request_spec import REQUIRED_ONE_OF, argument_spec
+from ansible_collections.certforge.pki.plugins.module_utils import bytecode_cache
 
 
+# pylint: disable=import-outside-toplevel
 def main():
+    bytecode_cache.install()
+    from ansible_collections.certforge.pki.plugins.module_utils import request_cache
+    from ansible_collections.certforge.pki.plugins.module_utils.key_request_spec import REQUIRED_ONE_OF, argument_spec
     module = AnsibleModule(argument_spec=argument_spec(), required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
     # a no-op answered from what the last call kept (nothing parsed, cryptography not even imported)
     kept = request_cache.lookup(module.params, check_mode=module.check_mode, diff=module._diff)
     if kept is not None:
         module.exit_json(**kept)
-    # pylint: disable-next=import-outside-toplevel
     from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import run_module
-    # pylint: disable-next=import-outside-toplevel
     from ansible_collections.certforge.pki.plugins.module_utils.key_request import SPEC, execute
     run_module(SPEC, execute, module=module)
 

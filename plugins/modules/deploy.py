@@ -383,8 +383,7 @@ diff:
         files: {/etc/ssl/www/cert.pem: {mode: '0644'}}
 '''
 
-from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import ModuleRunner, run_deploy_module
-from ansible_collections.certforge.pki.plugins.module_utils.targets import files as files_target
+from ansible_collections.certforge.pki.plugins.module_utils import bytecode_cache
 
 BUILT_IN = ('files', 'nginx', 'haproxy', 'apache', 'pkcs12', 'java_keystore', 'caddy', 'postfix', 'dovecot',
             'traefik', 'envoy')
@@ -416,7 +415,7 @@ def _target_module(name):
     elif name == 'envoy':
         from ansible_collections.certforge.pki.plugins.module_utils.targets import envoy as target
     else:
-        target = files_target
+        from ansible_collections.certforge.pki.plugins.module_utils.targets import files as target
     return target
 
 
@@ -429,18 +428,21 @@ def plugins_for(name):
     """The plugins to look ``name`` up in: the files target and the one asked for when it is
     built in; every built-in target otherwise (so that an unknown name lists them all)."""
     if name in BUILT_IN:
-        return tuple(dict.fromkeys((files_target.plugin, _target_module(name).plugin)))
+        return tuple(dict.fromkeys((_target_module('files').plugin, _target_module(name).plugin)))
     return all_plugins()
 
 
 def _work(module, no_log_values):
-    return files_target.deploy_from_params(module.params, plugins_for(module.params.get('target')),
-                                           ModuleRunner(module), check_mode=module.check_mode,
-                                           no_log_values=no_log_values)
+    from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import ModuleRunner
+    return _target_module('files').deploy_from_params(module.params, plugins_for(module.params.get('target')),
+                                                      ModuleRunner(module), check_mode=module.check_mode,
+                                                      no_log_values=no_log_values)
 
 
 def main():
-    run_deploy_module(files_target.deploy_argument_spec(), _work)
+    bytecode_cache.install()
+    from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import run_deploy_module
+    run_deploy_module(_target_module('files').deploy_argument_spec(), _work)
 
 
 if __name__ == '__main__':
