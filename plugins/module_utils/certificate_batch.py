@@ -136,11 +136,31 @@ class Batch:
             if (res.get('changed') or res.get('failed') or res.get('status') == 'pending') and host not in due:
                 due.append(host)
         out = dict(changed=any(r.get('changed') for r in results), results=results, by_host=by_host, due_hosts=due,
+                   deploy=_deploy_lists(results),
                    issued=sum(1 for r in results if r.get('changed') and r.get('certificate')),
                    pending=sum(1 for r in results if r.get('status') == 'pending'), failed_requests=len(failed))
         if self.feed is not None:
             out['notifications'] = self.feed.flush(self.ctx)
         return out
+
+
+def _deploy_lists(results):
+    """Per host, the ``certificates`` of the deploy module for what was issued or renewed, where
+    the request's ``meta`` (certificate_request's role_vars) says where it goes; the role's
+    deploy task reads this instead of building it in Jinja on every host."""
+    out = {}
+    for res in results:
+        meta = (res.get('item') or [None])[0]
+        where = meta.get('deploy') if isinstance(meta, dict) else None
+        if not (res.get('changed') and res.get('certificate') and isinstance(where, dict)):
+            continue
+        entry = {'name': res.get('name'), 'certificate': res['certificate'], 'chain': res.get('chain'),
+                 'certificate_path': where.get('certificate_path'), 'chain_path': where.get('chain_path'),
+                 'fullchain_path': where.get('fullchain_path'), 'key_path': where.get('key_path')}
+        if where.get('verify'):
+            entry['verify'] = where['verify']
+        out.setdefault(res.get('host'), []).append(entry)
+    return out
 
 
 def execute(ctx):

@@ -178,7 +178,13 @@ def requests(role):
             'meta': {'name': c['name'], 'profile': c.get('profile', role.get('profile')),
                      'validity_days': c.get('validity_days', role.get('validity_days')),
                      'issuer': role.get('issuer'), 'renew_before_days': role.get('renew_before_days'),
-                     'force': role.get('force'), 'wait_timeout': role.get('wait_timeout')},
+                     'force': role.get('force'), 'wait_timeout': role.get('wait_timeout'),
+                     # where the deploy writes (certificate_batch hands the deploy its list)
+                     'deploy': {'certificate_path': c.get('certificate_path', base + '.crt'),
+                                'chain_path': c.get('chain_path', base + '.chain.pem'),
+                                'fullchain_path': c.get('fullchain_path', base + '.fullchain.pem'),
+                                'key_path': c.get('privatekey_path', base + '.key'),
+                                'verify': c.get('verify')}},
         })
     return out
 
