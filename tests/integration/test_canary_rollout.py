@@ -37,8 +37,9 @@ def _name(host):
 class Fleet:
     """Ten hosts, each with its own nginx (one SNI site) and its own certificate directory."""
 
-    def __init__(self, make_nginx, tmp_path, hosts=tuple(HOSTS)):
+    def __init__(self, make_nginx, tmp_path, hosts=tuple(HOSTS), targets=False):
         self.hosts = list(hosts)
+        self.targets = targets          # certificate_targets (one nginx) instead of certificate_target
         self.tmp = tmp_path
         self.ca = tmp_path / 'ca'
         self.state_file = tmp_path / 'canary-state.json'
@@ -111,6 +112,10 @@ class Fleet:
                                'timeout': 3},
                 }],
             }
+            if self.targets:
+                verify = hosts[host]['certificate_list'][0].pop('verify')
+                hosts[host]['certificate_targets'] = [{'target': 'nginx', 'verify': verify,
+                                                       'target_options': hosts[host].pop('certificate_target_options')}]
         inventory = {'all': {'hosts': hosts, 'vars': {
             'certificate_owner': user, 'certificate_group': group,
             'certificate_issuer': 'local_ca',
@@ -195,7 +200,9 @@ def deployed(result, host):
     out = []
     for task in result.tasks:
         if task['host'] == host and task['action'] == 'certforge.pki.deploy' and task['status'] == 'changed':
-            out.append(task['result']['certificates']['site']['serial'])
+            for one in task['result'].get('results') or [task['result']]:     # a loop over certificate_targets
+                if one.get('changed'):
+                    out.append(one['certificates']['site']['serial'])
     return out
 
 
@@ -362,3 +369,28 @@ def test_canary_refuses_bad_rollout_variables_before_writing(make_nginx, run_pla
         assert failed and all(option in t['result']['msg'] for t in failed), (option, failed)
         assert {host: sorted(os.listdir(fleet.servers[host].cert_dir)) for host in fleet.hosts} == before
         assert not fleet.state_file.exists() and not (tmp_path / 'orders').exists()
+
+
+def test_canary_rolls_back_through_certificate_targets(make_nginx, run_playbook, tmp_path, capsys):
+    """The same stop and rollback where the hosts deploy through certificate_targets (the verify is
+    the target's): host01 is renewed in batch 1, host02 fails its verify in batch 2, host01 gets
+    its old certificate back byte-exact."""
+    fleet = Fleet(make_nginx, tmp_path, hosts=HOSTS[:2], targets=True)
+    fleet.first_run(run_playbook)
+    before = {host: fleet.snapshot(host) for host in fleet.hosts}
+    old_serial = {host: fleet.served_serial(host) for host in fleet.hosts}
+    fleet.verify_port['host02'] = make_nginx(_name('host02')).port
+
+    result = fleet.canary(run_playbook, [1])
+    assert result.rc != 0, result
+    state = fleet.state()
+    assert [state['hosts'][h]['status'] for h in fleet.hosts] == ['changed+rolled_back', 'failed'], state
+    written = deployed(result, 'host01')
+    assert len(written) == 2 and int(written[0], 16) != old_serial['host01'], written
+    assert int(written[1], 16) == old_serial['host01']
+    for host in fleet.hosts:
+        assert fleet.served_serial(host) == old_serial[host]
+        assert fleet.contents(host) == {k: v[:2] for k, v in before[host].items()}, host
+    print_table(capsys, 'canary rollout through certificate_targets:',
+                ['CANARY %s %s serial=%X' % (h, state['hosts'][h]['status'], fleet.served_serial(h))
+                 for h in fleet.hosts])
