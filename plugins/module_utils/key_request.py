@@ -530,22 +530,25 @@ def certificate_in_use(path, data, key, option='certificate_path'):
     return facts
 
 
-def note_deployed(certificate_path, key_path, certificate_pem):
-    """After a deploy wrote ``certificate_pem`` to ``certificate_path``: bring the result kept
-    by the certificate_request call that reads that file up to date (request_cache), so the next
-    no-op needs no parsing either.  Never raises."""
-    def facts():
-        with open(certificate_path, 'rb') as handle:
-            data = handle.read()
-        with open(key_path, 'rb') as handle:
-            key = cx509.load_private_key(handle.read(), passphrase=None, option='key_path')
-        written = cx509.load_certificate(data, option='certificate_path')
-        deployed = cx509.load_certificate(certificate_pem.encode('ascii'), option='certificate')
-        if cx509.to_pem(written) != cx509.to_pem(deployed):
-            return None
-        return certificate_in_use(os.path.abspath(certificate_path), data, key)
+def note_deployed(deployed):
+    """After a deploy wrote certificates: ``deployed`` lists ``(certificate_path, key_path,
+    certificate_pem)``.  The results kept by the certificate_request calls that read those files
+    are brought up to date (request_cache), so the next no-op needs no parsing either.  Never
+    raises."""
+    def facts_of(certificate_path, key_path, certificate_pem):
+        def facts():
+            with open(certificate_path, 'rb') as handle:
+                data = handle.read()
+            with open(key_path, 'rb') as handle:
+                key = cx509.load_private_key(handle.read(), passphrase=None, option='key_path')
+            written = cx509.load_certificate(data, option='certificate_path')
+            deployed = cx509.load_certificate(certificate_pem.encode('ascii'), option='certificate')
+            if cx509.to_pem(written) != cx509.to_pem(deployed):
+                return None
+            return certificate_in_use(os.path.abspath(certificate_path), data, key)
+        return facts
 
-    request_cache.note_certificate(certificate_path, key_path, facts)
+    request_cache.note_certificates([(path, key, facts_of(path, key, pem)) for path, key, pem in deployed])
 
 
 # ----------------------------------------------------------------------------- the module's work

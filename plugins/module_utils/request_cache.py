@@ -219,33 +219,45 @@ def remember(params, result, check_mode=False, diff=False):
         return
 
 
-def note_certificate(certificate_path, key_path, facts):
-    """A deploy wrote ``certificate_path``: where a kept result (in that file's directory) reads
-    it with the key at ``key_path``, its ``current_certificate`` becomes ``facts()`` (None:
-    leave it) and the file's state is taken again.  Never raises."""
-    try:
+def note_certificates(notes):
+    """A deploy wrote certificates: ``notes`` is a list of ``(certificate_path, key_path, facts)``.
+    Where a kept result (in that file's directory) reads a certificate_path with the key at
+    key_path, its ``current_certificate`` becomes ``facts()`` (None: leave it) and the file's
+    state is taken again; each kept result is read and written once.  Never raises."""
+    by_cache = {}
+    for certificate_path, key_path, facts in notes:
         cert = os.path.abspath(certificate_path)
-        path = os.path.join(os.path.dirname(cert), CACHE_NAME)
+        by_cache.setdefault(os.path.join(os.path.dirname(cert), CACHE_NAME), []).append((cert, key_path, facts))
+    for path, entries in by_cache.items():
         try:
-            with open(path, 'rb') as handle:
-                kept = json.loads(handle.read().decode('utf-8'))
-        except (OSError, ValueError):
-            return
-        certs = kept.get('certs') or []
+            _note(path, entries)
+        except Exception:  # pylint: disable=broad-except
+            continue
+
+
+def _note(path, notes):
+    try:
+        with open(path, 'rb') as handle:
+            kept = json.loads(handle.read().decode('utf-8'))
+    except (OSError, ValueError):
+        return
+    certs = kept.get('certs') or []
+    results = kept['result'].get('results') or [kept['result']]
+    changed = False
+    for cert, key_path, facts in notes:
         if cert not in certs or cert not in kept.get('files', {}):
-            return
-        entries = kept['result'].get('results') or [kept['result']]
-        entry = entries[certs.index(cert)]
+            continue
+        entry = results[certs.index(cert)]
         if (entry.get('privatekey') or {}).get('path') != os.path.abspath(key_path):
-            return
+            continue
         new = facts()
         if new is None:
-            return
+            continue
         entry['current_certificate'] = new
         kept['files'][cert] = _file_state(cert)
+        changed = True
+    if changed:
         _write(path, kept)
-    except Exception:  # pylint: disable=broad-except
-        return
 
 
 def _write(path, kept):

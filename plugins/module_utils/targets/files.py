@@ -257,10 +257,8 @@ def _note_deployed(requests):
     kept result learns them (so the next no-op parses nothing)."""
     # pylint: disable-next=import-outside-toplevel
     from ansible_collections.certforge.pki.plugins.module_utils.key_request import note_deployed
-    for request in requests:
-        path = request.options.get('certificate_path')
-        if path and request.key_path and request.certificate_pem:
-            note_deployed(path, request.key_path, request.certificate_pem)
+    note_deployed([(r.options['certificate_path'], r.key_path, r.certificate_pem) for r in requests
+                   if r.options.get('certificate_path') and r.key_path and r.certificate_pem])
 
 
 # ---------------------------------------------------------------------------------------------
