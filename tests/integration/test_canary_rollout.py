@@ -182,6 +182,7 @@ def check_clean(result, expect_failure=False):
     assert not [f for f in frames if 'ansible_collections' in f or '/site-packages/ansible/' not in f], frames
     for crash in CRASH_TEXT[2:]:
         assert crash not in text, result
+
     def without_exception(value):       # ansible's own frames of a failed task (or loop item)
         if isinstance(value, dict):
             return dict((k, without_exception(v)) for k, v in value.items() if k != 'exception')
