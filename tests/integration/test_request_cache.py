@@ -18,6 +18,7 @@ import stat
 
 import pytest
 
+CACHE = '.certforge-request.json'
 
 
 def play(run_playbook, tasks, expect_rc=0):
@@ -40,8 +41,6 @@ class Results:
 
 def request_task(name, **args):
     return {'name': name, 'certforge.pki.certificate_request': args}
-
-CACHE = '.certforge-request.json'
 
 
 def _requests(d):
