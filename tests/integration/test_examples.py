@@ -203,6 +203,12 @@ class TLSEndpoint:
 
     def stop(self):
         self.stopped.set()
+        try:
+            # wakes the accept() of the serving thread: a close() alone leaves the socket
+            # listening until accept() returns, and the next example could not bind the port
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
         self.thread.join(5)
 
