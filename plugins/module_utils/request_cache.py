@@ -107,12 +107,21 @@ def _ids(params):
 
 
 def _file_state(path):
+    """Type, mode, owner, group and inode of ``path`` itself; for a regular file also size, mtime
+    and sha256; for a symbolic link also where it points and the state of what it reaches (a
+    file rewritten behind an unchanged link is a change)."""
     try:
         st = os.lstat(path)
     except OSError:
         return None
     state = [stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_ino]
-    if stat.S_ISREG(st.st_mode):
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            state.append(os.readlink(path))
+            state.append(_file_state(os.path.realpath(path)))
+        except OSError:
+            return ['unreadable']
+    elif stat.S_ISREG(st.st_mode):
         state += [st.st_size, st.st_mtime_ns]
         try:
             with open(path, 'rb') as handle:

@@ -88,12 +88,21 @@ def test_noop_answered_without_cryptography_and_equal_to_a_full_run(run_playbook
     assert _strip(full) == _strip(noop)
 
 
-@pytest.mark.parametrize('change', ['key_mode', 'csr_bytes', 'option', 'cache_garbage', 'cert_appears'])
-def test_any_change_plans_again(run_playbook, tmp_path, poisoned, change):
+@pytest.mark.parametrize('change', ['key_mode', 'csr_bytes', 'option', 'cache_garbage', 'cert_appears',
+                                    'cert_behind_link'])
+def test_any_change_plans_again(run_playbook, tmp_path, poisoned, change, test_ca):
     d = tmp_path / 'certs'
     play(run_playbook, [_task('make', d)])
     before = (d / 'www.csr').read_bytes()
     extra = {}
+    if change == 'cert_behind_link':
+        # certificate_path is a link to a file that is later rewritten in place (link unchanged)
+        real = tmp_path / 'real.crt'
+        real.write_text(test_ca.issue('www.example.com', key_pem=(d / 'www.key').read_text()).cert_pem)
+        os.symlink(str(real), str(d / 'www.crt'))
+        kept = play(run_playbook, [_task('read', d)])['read']
+        assert kept['results'][0]['current_certificate']['key_matches'] is True
+        real.write_text(test_ca.issue('www.example.com', key_pem=(d / 'www.key').read_text()).cert_pem)
     if change == 'key_mode':
         os.chmod(d / 'www.key', 0o644)
     elif change == 'csr_bytes':
@@ -129,6 +138,8 @@ def test_any_change_plans_again(run_playbook, tmp_path, poisoned, change):
         assert 'csr_san_changed' in www['changed_reasons']
     elif change == 'cert_appears':
         assert www['current_certificate']['error']
+    elif change == 'cert_behind_link':
+        assert www['current_certificate']['serial'] != kept['results'][0]['current_certificate']['serial']
 
 
 def test_days_left_is_computed_again(run_playbook, tmp_path, test_ca):
