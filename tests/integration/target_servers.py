@@ -179,11 +179,26 @@ class Haproxy(Server):
 
     def start(self, timeout=20.0):
         super().start(timeout)
-        poll(lambda: os.path.exists(self.stats_socket), timeout, 'the haproxy stats socket')
+        # both sockets accept connections (a socket file can exist before its listener answers)
+        poll(lambda: _unix_answers(self.stats_socket, 'show info'), timeout, 'the haproxy stats socket')
+        poll(lambda: _unix_answers(self.master_socket, 'show proc'), timeout, 'the haproxy master socket')
         return self
 
     def stop(self, sig=signal.SIGUSR1, timeout=10.0):
         super().stop(sig, timeout)
+
+
+def _unix_answers(path, command):
+    """True when ``command`` sent on the UNIX socket ``path`` gets a non-empty answer."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2)
+            sock.connect(path)
+            sock.sendall(command.encode() + b'\n')
+            sock.shutdown(socket.SHUT_WR)
+            return bool(sock.recv(4096))
+    except OSError:
+        return False
 
 
 # ---------------------------------------------------------------------------------------------
