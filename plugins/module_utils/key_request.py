@@ -20,7 +20,7 @@ from ansible_collections.certforge.pki.plugins.module_utils.core.argspec import 
 from ansible_collections.certforge.pki.plugins.module_utils.core.errors import ConfigError
 
 from ansible_collections.certforge.pki.plugins.module_utils.key_request_spec import (  # noqa: F401 pylint: disable=unused-import
-    DEFAULTS, REQUEST_OPTIONS, REQUIRED_ONE_OF, argument_spec)
+    DEFAULTS, REQUEST_OPTIONS, REQUIRED_ONE_OF, argument_spec, merge_request)
 from ansible_collections.certforge.pki.plugins.module_utils import request_cache, role_requests
 
 
@@ -553,14 +553,6 @@ def note_deployed(deployed):
 
 # ----------------------------------------------------------------------------- the module's work
 
-def _merge(top, entry):
-    merged = {}
-    for name in REQUEST_OPTIONS:
-        value = entry.get(name) if entry else None
-        merged[name] = value if value is not None else top.get(name)
-    return merged
-
-
 class Directory:
     """O(directory): made when missing (parents too), owner, group and mode set like
     ``ansible.builtin.file state=directory``; planned before anything is written."""
@@ -633,9 +625,9 @@ def run(params, check_mode=False, diff=False, warn=None):
     made_dirs = (directory.path,) if directory is not None and directory.made else ()
     batch = params.get('requests')
     if batch:
-        entries = [(index, _merge(params, entry)) for index, entry in enumerate(batch)]
+        entries = [(index, merge_request(params, entry)) for index, entry in enumerate(batch)]
     else:
-        entries = [(None, _merge(params, {}))]
+        entries = [(None, merge_request(params, {}))]
     plans = []
     seen = {}
     for index, merged in entries:

@@ -33,6 +33,17 @@ REQUEST_OPTIONS = dict(
 DEFAULTS = dict(privatekey_type='ECDSA', privatekey_size=2048, privatekey_curve='secp256r1',
                 rotate_key=False, backup=False)
 
+
+def merge_request(top, entry):
+    """One request: each per-certificate option from ``entry`` where it is set, else from the
+    top-level options ``top``."""
+    merged = {}
+    for name in REQUEST_OPTIONS:
+        value = entry.get(name) if entry else None
+        merged[name] = value if value is not None else top.get(name)
+    return merged
+
+
 REQUIRED_ONE_OF = [['privatekey_path', 'requests', 'refuse', 'role_vars']]
 
 

@@ -34,6 +34,7 @@ import pwd
 import stat
 
 from ansible_collections.certforge.pki.plugins.module_utils import role_requests
+from ansible_collections.certforge.pki.plugins.module_utils.key_request_spec import merge_request
 
 CACHE_NAME = '.certforge-request.json'
 VERSION = 1
@@ -63,17 +64,7 @@ def _requests(params):
     else:
         batch = params.get('requests')
     if batch:
-        out = []
-        for entry in batch:
-            merged = {}
-            for name, value in params.items():
-                if name not in ('requests', 'directory', 'refuse', 'directory_mode', 'role_vars'):
-                    merged[name] = value
-            for name, value in (entry or {}).items():
-                if value is not None:
-                    merged[name] = value
-            out.append(merged)
-        return out
+        return [merge_request(params, entry) for entry in batch]
     return [params]
 
 
