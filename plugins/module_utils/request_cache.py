@@ -44,6 +44,9 @@ SOURCES = ('key_request.py', 'key_request_spec.py', 'request_cache.py', 'role_re
            'core/argspec.py', 'core/errors.py')
 _PACKAGE = 'ansible_collections.certforge.pki.plugins.module_utils'
 _CODE = []
+#: the call's options as the controller sent them (``_ansible_*`` keys left out), set by the
+#: module before it plans; kept with the result (as ``raw``) for the controller's probe
+RAW_ARGS = []
 
 
 def _code_digest():
@@ -80,20 +83,24 @@ def _cacheable(params, check_mode, diff):
     return True
 
 
+def _resolve(name, value):
+    try:
+        if str(value).isdigit():
+            return int(value)
+        return pwd.getpwnam(value).pw_uid if name == 'owner' else grp.getgrnam(value).gr_gid
+    except (KeyError, ValueError, OverflowError, TypeError):
+        return None
+
+
 def _ids(params):
     """The ids the names of owner/group stand for right now (an account renamed or renumbered
     changes what the module would do)."""
     out = {}
     for req in _requests(params):
-        for name, lookup in (('owner', pwd.getpwnam), ('group', grp.getgrnam)):
+        for name in ('owner', 'group'):
             value = req.get(name)
-            if value is None or value in out:
-                continue
-            try:
-                out['%s:%s' % (name, value)] = int(value) if str(value).isdigit() else (
-                    lookup(value).pw_uid if name == 'owner' else lookup(value).gr_gid)
-            except (KeyError, ValueError, OverflowError):
-                out['%s:%s' % (name, value)] = None
+            if value is not None:
+                out['%s:%s' % (name, value)] = _resolve(name, value)
     return out
 
 
@@ -183,6 +190,52 @@ def lookup(params, check_mode=False, diff=False):
         return None   # no cache, an unreadable one or another version: plan as usual
 
 
+def raw_key(args, code):
+    """What the controller's probe (plugins/action/certificate_request.py) compares: the options
+    as sent, before the module typed them, with the code, the user and its home directory.  None
+    (never probed) for options naming environment variables, which only the module expands."""
+    if code is None or not isinstance(args, dict):
+        return None
+    try:
+        text = json.dumps(args, sort_keys=True)
+        if '$' in text:
+            return None
+        text = json.dumps({'v': VERSION, 'code': code, 'args': json.loads(text), 'euid': os.geteuid(),
+                           'home': os.path.expanduser('~')}, sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+    return hashlib.sha256(text.encode('utf-8', 'surrogateescape')).hexdigest()
+
+
+def probe(args, code):
+    """The controller's probe, run on the host without ansible-core's module runtime: the kept
+    result when it was kept for exactly these options (``raw``) and nothing it was computed from
+    has changed (the ids of owner and group, every file's state); None otherwise, and the module
+    runs as usual.  Never raises."""
+    try:
+        key = raw_key(args, code)
+        directory = args.get('directory')
+        if key is None or not isinstance(directory, str) or not directory:
+            return None
+        path = os.path.join(os.path.abspath(os.path.expanduser(directory)), CACHE_NAME)
+        with open(path, 'rb') as handle:
+            kept = json.loads(handle.read().decode('utf-8'))
+        if kept.get('raw') != key or not isinstance(kept.get('ids'), dict):
+            return None
+        for name_value, wanted in kept['ids'].items():
+            name, value = name_value.split(':', 1)
+            if _resolve(name, value) != wanted:
+                return None
+        for path, state in kept['files'].items():
+            if _file_state(path) != state:
+                return None
+        result = kept['result']
+        _refresh_times(result)
+        return result
+    except Exception:  # pylint: disable=broad-except
+        return None
+
+
 def _as_noop(result):
     out = json.loads(json.dumps(result))
     for entry in out.get('results') or [out]:
@@ -214,7 +267,11 @@ def remember(params, result, check_mode=False, diff=False):
             return
         certs = [os.path.abspath(os.path.expanduser(r['certificate_path'])) if r.get('certificate_path') else None
                  for r in _requests(params)]
-        _write(_path(params), {'key': key, 'files': _files(params), 'certs': certs, 'result': noop})
+        kept = {'key': key, 'files': _files(params), 'certs': certs, 'result': noop}
+        raw = raw_key(RAW_ARGS[-1], _code_digest()) if RAW_ARGS else None
+        if raw is not None:
+            kept.update(raw=raw, ids=_ids(params))
+        _write(_path(params), kept)
     except Exception:  # pylint: disable=broad-except
         return
 

@@ -456,12 +456,27 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.certforge.pki.plugins.module_utils import bytecode_cache
 
 
+def _sent_options():
+    """The options as the controller sent them (before they were typed), for the kept result's
+    ``raw`` key; None when they cannot be read."""
+    import json
+    from ansible.module_utils import basic
+    try:
+        # pylint: disable-next=protected-access
+        sent = json.loads(basic._ANSIBLE_ARGS.decode('utf-8'))
+        sent = sent.get('ANSIBLE_MODULE_ARGS', sent)
+        return dict((k, v) for k, v in sent.items() if not k.startswith('_ansible_'))
+    except Exception:  # pylint: disable=broad-except
+        return None
+
+
 # pylint: disable=import-outside-toplevel
 def main():
     bytecode_cache.install()
     from ansible_collections.certforge.pki.plugins.module_utils import request_cache
     from ansible_collections.certforge.pki.plugins.module_utils.key_request_spec import REQUIRED_ONE_OF, argument_spec
     module = AnsibleModule(argument_spec=argument_spec(), required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
+    request_cache.RAW_ARGS.append(_sent_options())
     # a no-op answered from what the last call kept (nothing parsed, cryptography not even imported)
     kept = request_cache.lookup(module.params, check_mode=module.check_mode, diff=module._diff)
     if kept is not None:

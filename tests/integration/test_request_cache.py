@@ -8,6 +8,10 @@ The promise: a no-op is answered from what the last call kept, without parsing a
 by a run whose Python cannot import cryptography at all), and any change of what the result was
 computed from (a byte of a key, CSR or certificate, a mode, an option) makes the call plan as
 usual again, with the same answer as a call that never had a cache.  No secret is ever kept.
+
+Every test runs twice: with the controller's probe (plugins/action/certificate_request.py, the
+kept result checked by a small program on the host before the module is sent) and with the probe
+off (``CERTFORGE_REQUEST_PROBE=0``), where the module itself checks what was kept.
 """
 
 from __future__ import annotations
@@ -19,6 +23,18 @@ import stat
 import pytest
 
 CACHE = '.certforge-request.json'
+
+
+@pytest.fixture(params=['probe', 'module'])
+def run_playbook(request, run_playbook):  # pylint: disable=redefined-outer-name
+    """The conftest runner, with the controller's probe on or off."""
+    env_probe = {'CERTFORGE_REQUEST_PROBE': '1' if request.param == 'probe' else '0'}
+
+    def run(playbook, **kwargs):
+        kwargs['env'] = dict(env_probe, **(kwargs.get('env') or {}))
+        return run_playbook(playbook, **kwargs)
+    run.probe = request.param == 'probe'
+    return run
 
 
 def play(run_playbook, tasks, expect_rc=0):
@@ -212,3 +228,18 @@ def test_role_noop_right_after_the_first_run_parses_nothing(run_playbook, tmp_pa
     prepared = noop.task('certforge.pki.certificate : Make keys and CSRs on the host and read the certificates in use')
     assert [r['current_certificate']['serial'] for r in prepared['results']] == \
         [r['current_certificate']['serial'] for r in kept['result']['results']]
+
+
+def test_the_probe_answers_a_noop_without_sending_the_module(run_playbook, tmp_path):
+    """With the probe on, a no-op sends no module to the host (-vvv names every file put there);
+    with it off, the module is sent.  A changed file and the module runs again either way."""
+    d = tmp_path / 'certs'
+    play(run_playbook, [_task('make', d)])
+    noop = run_playbook([{'hosts': 'localhost', 'gather_facts': False, 'tasks': [_task('noop', d)]}], args=['-vvv'])
+    assert noop.rc == 0 and noop.changed() == 0, str(noop)
+    sent = 'AnsiballZ_certificate_request' in noop.stdout
+    assert sent is (not run_playbook.probe), noop.stdout[-3000:]
+    os.chmod(d / 'api.key', 0o640)
+    again = run_playbook([{'hosts': 'localhost', 'gather_facts': False, 'tasks': [_task('again', d)]}], args=['-vvv'])
+    assert again.rc == 0 and 'AnsiballZ_certificate_request' in again.stdout, again.stdout[-3000:]
+    assert again.task('again')['results'][1]['changed_reasons'] == ['key_mode_tightened']
