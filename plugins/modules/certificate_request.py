@@ -452,6 +452,9 @@ results:
       csr_path: /etc/ssl/a.csr
 '''
 
+import json
+
+from ansible.module_utils import basic
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.certforge.pki.plugins.module_utils import bytecode_cache
 
@@ -459,8 +462,6 @@ from ansible_collections.certforge.pki.plugins.module_utils import bytecode_cach
 def _sent_options():
     """The options as the controller sent them (before they were typed), for the kept result's
     ``raw`` key; None when they cannot be read."""
-    import json
-    from ansible.module_utils import basic
     try:
         # pylint: disable-next=protected-access
         sent = json.loads(basic._ANSIBLE_ARGS.decode('utf-8'))

@@ -230,16 +230,35 @@ def test_role_noop_right_after_the_first_run_parses_nothing(run_playbook, tmp_pa
         [r['current_certificate']['serial'] for r in kept['result']['results']]
 
 
-def test_the_probe_answers_a_noop_without_sending_the_module(run_playbook, tmp_path):
-    """With the probe on, a no-op sends no module to the host (-vvv names every file put there);
-    with it off, the module is sent.  A changed file and the module runs again either way."""
+def _interpreter_logging_imports(tmp_path):
+    """An interpreter for the host that logs every import (python -X importtime) to a file."""
+    import sys
+    log = tmp_path / 'imports.log'
+    wrapper = tmp_path / 'python-logging-imports'
+    wrapper.write_text('#!/bin/sh\nexec %s -X importtime "$@" 2>>%s\n' % (sys.executable, log))
+    wrapper.chmod(0o755)
+    return wrapper, log
+
+
+def test_the_probe_answers_a_noop_without_the_module_runtime(run_playbook, tmp_path):
+    """With the probe on, a no-op never imports ansible-core's module runtime on the host
+    (ansible.module_utils.basic); with it off, the module does.  A changed file and the module
+    runs and plans again either way."""
     d = tmp_path / 'certs'
     play(run_playbook, [_task('make', d)])
-    noop = run_playbook([{'hosts': 'localhost', 'gather_facts': False, 'tasks': [_task('noop', d)]}], args=['-vvv'])
+    wrapper, log = _interpreter_logging_imports(tmp_path)
+    inventory = 'localhost ansible_connection=local ansible_python_interpreter=%s\n' % wrapper
+    noop = run_playbook([{'hosts': 'localhost', 'gather_facts': False, 'tasks': [_task('noop', d)]}],
+                        inventory=inventory)
     assert noop.rc == 0 and noop.changed() == 0, str(noop)
-    sent = 'AnsiballZ_certificate_request' in noop.stdout
-    assert sent is (not run_playbook.probe), noop.stdout[-3000:]
+    imported = log.read_text()
+    assert ('ansible.module_utils.basic\n' in imported) is (not run_playbook.probe), imported[-2000:]
     os.chmod(d / 'api.key', 0o640)
-    again = run_playbook([{'hosts': 'localhost', 'gather_facts': False, 'tasks': [_task('again', d)]}], args=['-vvv'])
-    assert again.rc == 0 and 'AnsiballZ_certificate_request' in again.stdout, again.stdout[-3000:]
+    log.write_text('')
+    again = run_playbook([{'hosts': 'localhost', 'gather_facts': False, 'tasks': [_task('again', d)]}],
+                         inventory=inventory)
+    assert again.rc == 0, str(again)
+    assert 'ansible.module_utils.basic\n' in log.read_text()
     assert again.task('again')['results'][1]['changed_reasons'] == ['key_mode_tightened']
+    # the untouched certificate's answer is the same from the probe and from the module
+    assert noop.task('noop')['results'][0] == again.task('again')['results'][0]
