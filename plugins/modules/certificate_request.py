@@ -244,6 +244,11 @@ notes:
     certificate file it read. A later call with the same options returns that result while all of it is unchanged,
     without parsing anything (C(days_left) and C(expired) of the certificates in use are computed again). Calls
     with a passphrase, with O(rotate_key), in --diff mode or with a warning keep nothing.
+  - The controller side of this module (its action plugin) puts a short probe in front of the module's payload. On
+    the host it checks the kept result against the options as sent, the ids of owner and group and every file's
+    state and answers with it, so an unchanged call does not even start ansible-core's module runtime. Anything
+    different and the module runs as usual. The payload is sent like any module's. C(CERTFORGE_REQUEST_PROBE=0) in
+    the controller's environment sends the module without the probe.
   - Keys are written as PKCS#8 PEM, encrypted with the best available cipher when O(privatekey_passphrase) is set.
   - Signature hashes follow the key, SHA-256 for RSA and P-256, SHA-384 for P-384, none for Ed25519.
 seealso:
