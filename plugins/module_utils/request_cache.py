@@ -157,6 +157,24 @@ def _path(params):
     return os.path.join(os.path.abspath(params['directory']), CACHE_NAME)
 
 
+def _read_kept(path):
+    """The kept result at ``path``, only from a regular file (not a link) owned by the user this
+    runs as and writable by nobody else: a result someone else wrote is never trusted (it holds
+    the CSR the controller would have signed).  None when there is none to trust."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NOFOLLOW', 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return None
+        handle = os.fdopen(fd, 'rb')
+        fd = None
+        with handle:
+            return json.loads(handle.read().decode('utf-8'))
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 def _parse_time(text):
     return datetime.datetime.strptime(text, '%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=datetime.timezone.utc)
 
@@ -179,9 +197,8 @@ def lookup(params, check_mode=False, diff=False):
     if not _cacheable(params, check_mode, diff):
         return None
     try:
-        with open(_path(params), 'rb') as handle:
-            kept = json.loads(handle.read().decode('utf-8'))
-        if kept.get('key') != _key(params, check_mode) or kept.get('files') != _files(params):
+        kept = _read_kept(_path(params))
+        if not isinstance(kept, dict) or kept.get('key') != _key(params, check_mode) or kept.get('files') != _files(params):
             return None
         result = kept['result']
         _refresh_times(result)
@@ -218,9 +235,8 @@ def probe(args, code):
         if key is None or not isinstance(directory, str) or not directory:
             return None
         path = os.path.join(os.path.abspath(os.path.expanduser(directory)), CACHE_NAME)
-        with open(path, 'rb') as handle:
-            kept = json.loads(handle.read().decode('utf-8'))
-        if kept.get('raw') != key or not isinstance(kept.get('ids'), dict):
+        kept = _read_kept(path)
+        if not isinstance(kept, dict) or kept.get('raw') != key or not isinstance(kept.get('ids'), dict):
             return None
         for name_value, wanted in kept['ids'].items():
             name, value = name_value.split(':', 1)
@@ -294,9 +310,10 @@ def note_certificates(notes):
 
 def _note(path, notes):
     try:
-        with open(path, 'rb') as handle:
-            kept = json.loads(handle.read().decode('utf-8'))
+        kept = _read_kept(path)
     except (OSError, ValueError):
+        return
+    if not isinstance(kept, dict):
         return
     certs = kept.get('certs') or []
     results = kept['result'].get('results') or [kept['result']]

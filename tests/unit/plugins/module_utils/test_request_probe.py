@@ -41,7 +41,7 @@ def test_answers_for_the_same_options_with_times_of_now(kept):
 
 
 @pytest.mark.parametrize('change', ['option', 'code', 'dollar', 'file_bytes', 'file_mode', 'ids', 'garbage',
-                                    'no_raw', 'directory'])
+                                    'no_raw', 'directory', 'kept_writable', 'kept_link', 'kept_foreign'])
 def test_anything_else_is_no_answer(kept, change):
     d, args, data = kept
     code = CODE
@@ -67,7 +67,22 @@ def test_anything_else_is_no_answer(kept, change):
         (d / rc.CACHE_NAME).write_text(json.dumps(data))
     elif change == 'directory':
         args = dict(args, directory=None)
+    elif change == 'kept_writable':
+        os.chmod(d / rc.CACHE_NAME, 0o620)
+    elif change == 'kept_link':
+        os.rename(d / rc.CACHE_NAME, d / 'elsewhere.json')
+        os.symlink(str(d / 'elsewhere.json'), str(d / rc.CACHE_NAME))
+    elif change == 'kept_foreign':
+        if os.geteuid() != 0:
+            pytest.skip('chown to another user needs root')
+        os.chown(d / rc.CACHE_NAME, 65534, -1)
     assert rc.probe(args, code) is None
+    # the module's own check trusts such a file no more than the probe
+    if change in ('kept_writable', 'kept_foreign'):
+        assert rc._read_kept(str(d / rc.CACHE_NAME)) is None
+    elif change == 'kept_link':
+        with pytest.raises(OSError):
+            rc._read_kept(str(d / rc.CACHE_NAME))
 
 
 def test_remember_keeps_the_options_as_sent(tmp_path, monkeypatch):
