@@ -7,7 +7,8 @@ AnsiballZ ships module_utils as sources in a zip, and Python's zipimport compile
 source again on every module call: for the deploy module that is about a quarter of a second
 per call, more than ansible-core's own imports.  ``install()`` (a no-op anywhere but inside an
 AnsiballZ payload) puts a finder in front of zipimport for ``ansible_collections.certforge.*``
-modules that keeps each compiled module in ``~/.ansible/certforge/bytecode/`` under the sha256
+modules (and ``ansible.module_utils.*``, which a direct run imports after it, see direct.py),
+loaded from the payload's zip only, that keeps each compiled module in ``~/.ansible/certforge/bytecode/`` under the sha256
 of its source, its name and the Python's cache tag, the way Python keeps ``__pycache__`` for
 sources on disk.
 
@@ -29,7 +30,9 @@ import os
 import stat
 import sys
 
-PREFIX = 'ansible_collections.certforge.'
+#: this collection's modules and ansible-core's module_utils, as shipped in the payload (a direct
+#: run, plugins/module_utils/direct.py, imports the latter after this cache is installed)
+PREFIXES = ('ansible_collections.certforge.', 'ansible.module_utils.')
 MAX_ENTRIES = 400
 _INSTALLED = []
 
@@ -52,9 +55,12 @@ def _directory():
 class _Loader:
     """zipimport's loader, except that compiled code comes from (and goes to) the cache."""
 
-    def __init__(self, inner, directory):
+    def __init__(self, inner, directory, origin, package, source):
         self.inner = inner
         self.directory = directory
+        self.origin = origin
+        self.package = package
+        self.source = source
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -62,11 +68,17 @@ class _Loader:
     def create_module(self, spec):  # pylint: disable=unused-argument
         return None
 
+    def get_filename(self, fullname):  # pylint: disable=unused-argument
+        return self.origin
+
+    def is_package(self, fullname):  # pylint: disable=unused-argument
+        return self.package
+
+    def get_source(self, fullname):  # pylint: disable=unused-argument
+        return self.source().decode('utf-8')
+
     def _code(self, fullname):
-        source = self.inner.get_source(fullname)
-        if source is None:
-            return self.inner.get_code(fullname)
-        data = source.encode('utf-8', 'surrogateescape')
+        data = self.source()
         tag = sys.implementation.cache_tag or 'python'
         digest = hashlib.sha256(tag.encode() + b'\0' + fullname.encode() + b'\0' + data).hexdigest()
         path = os.path.join(self.directory, '%s-%s.bin' % (tag, digest))
@@ -75,8 +87,7 @@ class _Loader:
                 return marshal.loads(handle.read())
         except (OSError, ValueError, EOFError, TypeError):
             pass
-        origin = self.inner.get_filename(fullname)
-        code = compile(data, origin, 'exec', dont_inherit=True)
+        code = compile(data, self.origin, 'exec', dont_inherit=True)
         tmp = '%s.%d.tmp' % (path, os.getpid())
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), 0o600)
@@ -90,25 +101,75 @@ class _Loader:
                 pass
         return code
 
+    def get_code(self, fullname):
+        return self._code(fullname)
+
     def exec_module(self, module):
         exec(self._code(module.__spec__.name), module.__dict__)  # pylint: disable=exec-used
 
 
+def _in_zip(entry):
+    """``(archive, directory inside it)`` for a sys.path / __path__ entry inside a zip file."""
+    marker = entry.find('.zip')
+    while marker != -1:
+        end = marker + len('.zip')
+        if end == len(entry) or entry[end] == os.sep:
+            return entry[:end], entry[end + 1:]
+        marker = entry.find('.zip', end)
+    return None, None
+
+
 class _Finder:
+    """Finds the modules of the payload's zip itself.  zipimport's own find_spec compiles every
+    module it finds (Python 3.11's zipimporter.get_filename compiles the source to learn the
+    file name), which would cost as much as the compile this cache saves."""
+
     def __init__(self, directory):
         self.directory = directory
+        self.members = {}
+        self.importers = {}
 
-    def find_spec(self, fullname, path=None, target=None):
-        if not fullname.startswith(PREFIX):
+    def _members(self, archive):
+        if archive not in self.members:
+            import zipfile  # pylint: disable=import-outside-toplevel
+            import zipimport  # pylint: disable=import-outside-toplevel
+            handle = zipfile.ZipFile(archive)   # kept open: every module of the call is read from it
+            self.members[archive] = frozenset(handle.namelist())
+            self.importers[archive] = (zipimport.zipimporter(archive), handle)
+        return self.members[archive]
+
+    def find_spec(self, fullname, path=None, target=None):  # pylint: disable=unused-argument
+        if not fullname.startswith(PREFIXES):
             return None
         import importlib.machinery  # pylint: disable=import-outside-toplevel
-        import zipimport  # pylint: disable=import-outside-toplevel
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
-        if (spec is None or not isinstance(spec.loader, zipimport.zipimporter)
-                or spec.submodule_search_locations is not None):
+        base = fullname.rpartition('.')[2]
+        for entry in (path if path is not None else sys.path):
+            if not isinstance(entry, str):
+                continue
+            archive, inside = _in_zip(entry)
+            if archive is None:
+                continue
+            try:
+                members = self._members(archive)
+            except Exception:  # pylint: disable=broad-except
+                return None   # zipimport decides, as without this cache
+            rel = (inside.replace(os.sep, '/') + '/' if inside else '') + base
+            if (rel + '/__init__.py') in members:
+                member, package = rel + '/__init__.py', True
+            elif (rel + '.py') in members:
+                member, package = rel + '.py', False
+            else:
+                continue
+            importer, handle = self.importers[archive]
+            origin = os.path.join(archive, *member.split('/'))
+            loader = _Loader(importer, self.directory, origin, package,
+                             lambda handle=handle, member=member: handle.read(member))
+            spec = importlib.machinery.ModuleSpec(fullname, loader, origin=origin, is_package=package)
+            if package:
+                spec.submodule_search_locations = [os.path.join(archive, *rel.split('/'))]
+            spec.has_location = True
             return spec
-        spec.loader = _Loader(spec.loader, self.directory)
-        return spec
+        return None
 
     def invalidate_caches(self):
         return None

@@ -459,14 +459,17 @@ results:
 
 import json
 
-from ansible.module_utils import basic
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.certforge.pki.plugins.module_utils import bytecode_cache
+# shipped in the payload (AnsiballZ takes what the module imports) for the direct run the
+# controller may ask for: plugins/plugin_utils/direct_action.py
+from ansible_collections.certforge.pki.plugins.module_utils import direct  # pylint: disable=unused-import
 
 
+# pylint: disable=import-outside-toplevel
 def _sent_options():
     """The options as the controller sent them (before they were typed), for the kept result's
     ``raw`` key; None when they cannot be read."""
+    from ansible.module_utils import basic
     try:
         # pylint: disable-next=protected-access
         sent = json.loads(basic._ANSIBLE_ARGS.decode('utf-8'))
@@ -476,13 +479,17 @@ def _sent_options():
         return None
 
 
-# pylint: disable=import-outside-toplevel
-def main():
+def main(module=None, sent=None):
+    """``module``/``sent``: a DirectModule and the options as sent, when the controller runs this
+    without ansible-core's module runtime (plugins/module_utils/direct.py)."""
     bytecode_cache.install()
     from ansible_collections.certforge.pki.plugins.module_utils import request_cache
-    from ansible_collections.certforge.pki.plugins.module_utils.key_request_spec import REQUIRED_ONE_OF, argument_spec
-    module = AnsibleModule(argument_spec=argument_spec(), required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
-    request_cache.RAW_ARGS.append(_sent_options())
+    if module is None:
+        from ansible.module_utils.basic import AnsibleModule
+        from ansible_collections.certforge.pki.plugins.module_utils.key_request_spec import REQUIRED_ONE_OF, argument_spec
+        module = AnsibleModule(argument_spec=argument_spec(), required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
+        sent = _sent_options()
+    request_cache.RAW_ARGS.append(sent)
     # a no-op answered from what the last call kept (nothing parsed, cryptography not even imported)
     kept = request_cache.lookup(module.params, check_mode=module.check_mode, diff=module._diff)
     if kept is not None:

@@ -384,6 +384,9 @@ diff:
 '''
 
 from ansible_collections.certforge.pki.plugins.module_utils import bytecode_cache
+# shipped in the payload (AnsiballZ takes what the module imports) for the direct run the
+# controller may ask for: plugins/plugin_utils/direct_action.py
+from ansible_collections.certforge.pki.plugins.module_utils import direct  # pylint: disable=unused-import
 
 BUILT_IN = ('files', 'nginx', 'haproxy', 'apache', 'pkcs12', 'java_keystore', 'caddy', 'postfix', 'dovecot',
             'traefik', 'envoy')
@@ -439,10 +442,12 @@ def _work(module, no_log_values):
                                                       no_log_values=no_log_values)
 
 
-def main():
+def main(module=None):
+    """``module``: a DirectModule, when the controller runs this without ansible-core's module
+    runtime (plugins/module_utils/direct.py)."""
     bytecode_cache.install()
     from ansible_collections.certforge.pki.plugins.module_utils.core.lifecycle import run_deploy_module
-    run_deploy_module(_target_module('files').deploy_argument_spec(), _work)
+    run_deploy_module(_target_module('files').deploy_argument_spec(), _work, module=module)
 
 
 if __name__ == '__main__':

@@ -9,9 +9,10 @@ by a run whose Python cannot import cryptography at all), and any change of what
 computed from (a byte of a key, CSR or certificate, a mode, an option) makes the call plan as
 usual again, with the same answer as a call that never had a cache.  No secret is ever kept.
 
-Every test runs twice: with the controller's probe (plugins/action/certificate_request.py, the
-kept result checked by a small program on the host before the module is sent) and with the probe
-off (``CERTFORGE_REQUEST_PROBE=0``), where the module itself checks what was kept.
+Every test runs twice: as the controller sends the module by default (the kept-result probe in
+front of the payload, the module run without ansible-core's module runtime where the probe does
+not answer: plugins/plugin_utils/direct_action.py) and with the payload unchanged
+(``CERTFORGE_DIRECT=0``), where the module itself, under AnsibleModule, checks what was kept.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ CACHE = '.certforge-request.json'
 @pytest.fixture(params=['probe', 'module'])
 def run_playbook(request, run_playbook):  # pylint: disable=redefined-outer-name
     """The conftest runner, with the controller's probe on or off."""
-    env_probe = {'CERTFORGE_REQUEST_PROBE': '1' if request.param == 'probe' else '0'}
+    env_probe = {'CERTFORGE_DIRECT': '1' if request.param == 'probe' else '0'}
 
     def run(playbook, **kwargs):
         kwargs['env'] = dict(env_probe, **(kwargs.get('env') or {}))
@@ -241,9 +242,10 @@ def _interpreter_logging_imports(tmp_path):
 
 
 def test_the_probe_answers_a_noop_without_the_module_runtime(run_playbook, tmp_path):
-    """With the probe on, a no-op never imports ansible-core's module runtime on the host
-    (ansible.module_utils.basic); with it off, the module does.  A changed file and the module
-    runs and plans again either way."""
+    """By default a no-op imports neither ansible-core's module runtime
+    (ansible.module_utils.basic) nor the planning code (key_request) on the host: the probe
+    answered.  A changed file and the module plans again, by default still without the module
+    runtime (the direct run); with the payload unchanged, through AnsibleModule both times."""
     d = tmp_path / 'certs'
     play(run_playbook, [_task('make', d)])
     wrapper, log = _interpreter_logging_imports(tmp_path)
@@ -253,12 +255,15 @@ def test_the_probe_answers_a_noop_without_the_module_runtime(run_playbook, tmp_p
     assert noop.rc == 0 and noop.changed() == 0, str(noop)
     imported = log.read_text()
     assert ('ansible.module_utils.basic\n' in imported) is (not run_playbook.probe), imported[-2000:]
+    assert ('module_utils.key_request\n' in imported) is False, imported[-2000:]
     os.chmod(d / 'api.key', 0o640)
     log.write_text('')
     again = run_playbook([{'hosts': 'localhost', 'gather_facts': False, 'tasks': [_task('again', d)]}],
                          inventory=inventory)
     assert again.rc == 0, str(again)
-    assert 'ansible.module_utils.basic\n' in log.read_text()
+    imported = log.read_text()
+    assert 'module_utils.key_request\n' in imported, imported[-2000:]
+    assert ('ansible.module_utils.basic\n' in imported) is (not run_playbook.probe), imported[-2000:]
     assert again.task('again')['results'][1]['changed_reasons'] == ['key_mode_tightened']
     # the untouched certificate's answer is the same from the probe and from the module
     assert noop.task('noop')['results'][0] == again.task('again')['results'][0]

@@ -88,11 +88,12 @@ class ModuleContext:
 def run_module(spec, execute, supports_check_mode=True, requires=(), module=None):
     """main() of every certforge module (``module``: an AnsibleModule the caller already built
     from ``spec.kwargs()``)."""
-    from ansible.module_utils.basic import AnsibleModule, missing_required_lib
     if module is None:
+        from ansible.module_utils.basic import AnsibleModule
         module = AnsibleModule(supports_check_mode=supports_check_mode, **spec.kwargs())
     for lib, has, error in requires:
         if not has:
+            from ansible.module_utils.basic import missing_required_lib
             module.fail_json(msg=missing_required_lib(lib), exception=error)
     ctx = ModuleContext(module)
     try:
@@ -102,6 +103,7 @@ def run_module(spec, execute, supports_check_mode=True, requires=(), module=None
         # a refused input is no crash: no traceback, even with ANSIBLE_DISPLAY_TRACEBACK=error
         module.fail_json(exception='', **exc.to_result())
     except ImportError as exc:
+        from ansible.module_utils.basic import missing_required_lib
         module.fail_json(msg=missing_required_lib(getattr(exc, 'name', None) or str(exc)),
                          exception=traceback.format_exc())
     except Exception as exc:  # pylint: disable=broad-except

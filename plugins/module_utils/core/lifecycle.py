@@ -333,24 +333,30 @@ def _deploy_failure(stage, exc, report, reload_attempted, backups):
     return DeployError(' '.join(parts), option=option, fix=fix, details=details)
 
 
-def run_deploy_module(argument_spec, work):
+DEPLOY_MUTUALLY_EXCLUSIVE = [('certificate', 'certificates')]
+DEPLOY_REQUIRED_ONE_OF = [('certificate', 'certificates')]
+
+
+def run_deploy_module(argument_spec, work, module=None):
     """main() of the deploy modules.  ``work(module, no_log_values)`` returns the result;
     values it adds to ``no_log_values`` (secrets among target options) are masked in the output.
     A missing library is reported with ``missing_required_lib``, library errors with the option
-    and the fix; never a traceback."""
-    from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+    and the fix; never a traceback.  ``module``: one the caller built (a DirectModule)."""
     from ansible_collections.certforge.pki.plugins.module_utils.core import x509 as cx509
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        mutually_exclusive=[('certificate', 'certificates')],
-        required_one_of=[('certificate', 'certificates')],
-        supports_check_mode=True,
-    )
+    if module is None:
+        from ansible.module_utils.basic import AnsibleModule
+        module = AnsibleModule(
+            argument_spec=argument_spec,
+            mutually_exclusive=DEPLOY_MUTUALLY_EXCLUSIVE,
+            required_one_of=DEPLOY_REQUIRED_ONE_OF,
+            supports_check_mode=True,
+        )
     secrets = set()
     try:
         check_params(module.params, argument_spec, DEPLOY_CHECKS)
         result = work(module, secrets)
     except ImportError as exc:
+        from ansible.module_utils.basic import missing_required_lib
         module.fail_json(msg=missing_required_lib(getattr(exc, 'name', None) or cx509.CRYPTOGRAPHY_REQUIREMENT),
                          exception=cx509.CRYPTOGRAPHY_IMP_ERR)
     except CertforgeError as exc:
