@@ -223,7 +223,9 @@ class DirectAction(NormalAction):
             display.vvv('%s: sent unchanged (%s)' % (module_name, exc))
             return built, path
 
-    def _direct_data(self, args, encoder):
+    def _direct_data(self, args, encoder, module_args):
+        if module_args.get('_ansible_ignore_unknown_opts'):
+            return None
         spec, kwargs = self.module_spec()
         if _has_fallback(spec):
             return None
@@ -233,7 +235,8 @@ class DirectAction(NormalAction):
         if checked.error_messages or checked._warnings or checked._deprecations or checked._no_log_values:
             return None
         data = {'module': self.MODULE, 'params': checked.validated_parameters, 'paths': paths,
-                'check_mode': bool(self._task.check_mode), 'diff': bool(self._task.diff)}
+                'check_mode': bool(module_args.get('_ansible_check_mode')),
+                'diff': bool(module_args.get('_ansible_diff'))}
         if self.PROBE:
             data['sent'] = args
         return json.loads(json.dumps(data, cls=encoder))
@@ -245,11 +248,11 @@ class DirectAction(NormalAction):
         args = json.loads(json.dumps(dict((k, v) for k, v in module_args.items() if not k.startswith('_ansible_')),
                                      cls=encoder))
         preamble = ''
-        if (self.PROBE and PROBE_DATA and not _off('CERTFORGE_REQUEST_PROBE') and not self._task.diff
+        if (self.PROBE and PROBE_DATA and not _off('CERTFORGE_REQUEST_PROBE') and not module_args.get('_ansible_diff')
                 and isinstance(args.get('directory'), str)):
             preamble += PROBE % {'args': base64.b64encode(json.dumps(args).encode('utf-8')).decode('ascii'),
                                  'cache': CACHE_NAME, 'data': PROBE_DATA}
-        data = self._direct_data(args, encoder) if built.b_module_data.count(CALL) == 1 else None
+        data = self._direct_data(args, encoder, module_args) if built.b_module_data.count(CALL) == 1 else None
         body = built.b_module_data
         if data is not None:
             preamble += DIRECT % {'direct': base64.b64encode(json.dumps(data).encode('utf-8')).decode('ascii'),
