@@ -247,8 +247,10 @@ notes:
   - The controller side of this module (its action plugin) puts a short probe in front of the module's payload. On
     the host it checks the kept result against the options as sent, the ids of owner and group and every file's
     state and answers with it, so an unchanged call does not even start ansible-core's module runtime. Anything
-    different and the module runs as usual. The payload is sent like any module's. C(CERTFORGE_REQUEST_PROBE=0) in
-    the controller's environment sends the module without the probe.
+    different and the module runs: without ansible-core's module runtime when the controller's own check of the options
+    (ansible-core's validator, this module's spec) found nothing to say and no C(no_log) option is set, as usual
+    otherwise. The payload is sent like any module's. C(CERTFORGE_REQUEST_PROBE=0) in the controller's environment
+    leaves the probe out, C(CERTFORGE_DIRECT=0) sends the module unchanged.
   - Keys are written as PKCS#8 PEM, encrypted with the best available cipher when O(privatekey_passphrase) is set.
   - Signature hashes follow the key, SHA-256 for RSA and P-256, SHA-384 for P-384, none for Ed25519.
 seealso:

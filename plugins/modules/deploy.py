@@ -122,6 +122,10 @@ options:
         default C(<directory>/<name>.sds.yaml)); C(secret_name).
     type: dict
 notes:
+  - When the controller side of this module (its action plugin) finds nothing to say about the options (ansible-core's
+    own validator, this module's spec, no C(no_log) option set), the module runs on the host without ansible-core's
+    module runtime, with the same result; otherwise as usual. C(CERTFORGE_DIRECT=0) in the controller's environment
+    always runs it as usual.
   - The private key is not written by this module. Create it on the host first (mode C(0600)) and point
     the server configuration at it; O(key_path) checks that certificate and key belong together.
   - Targets from other packages run on the host that runs the deploy (the managed host), so their package
