@@ -247,7 +247,7 @@ notes:
   - The controller side of this module (its action plugin) puts a short probe in front of the module's payload. On
     the host it checks the kept result against the options as sent, the ids of owner and group and every file's
     state and answers with it, so an unchanged call does not even start ansible-core's module runtime. Anything
-    different and the module runs: without ansible-core's module runtime when the controller's own check of the options
+    different and the module runs, without ansible-core's module runtime when the controller's own check of the options
     (ansible-core's validator, this module's spec) found nothing to say and no C(no_log) option is set, as usual
     otherwise. The payload is sent like any module's. C(CERTFORGE_REQUEST_PROBE=0) in the controller's environment
     leaves the probe out, C(CERTFORGE_DIRECT=0) sends the module unchanged.
