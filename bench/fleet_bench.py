@@ -11,6 +11,11 @@ Prints, each on its own line:
                                                 openssl_csr + x509_certificate (ownca) per host
     RATIO fleet_noop_vs_stat <x>                the role's no-op re-run vs one
                                                 ansible.builtin.stat per host
+    RATIO fleet_first_no_code_cache_vs_community_crypto <x>
+                                                the first run with the hosts' compiled-code
+                                                cache off: every module call compiles all its
+                                                code (a bound for a fleet's very first run, where
+                                                each host compiles once)
     RSS_MB fleet_controller <n>                 peak RSS of the ansible-playbook process tree
                                                 (the controller and its workers) over our runs
 
@@ -345,6 +350,25 @@ def main():
         raise SystemExit('bench: expected %d hosts with a certificate, found %d' % (HOSTS, len(crts)))
     t_noop = statistics.median(ours_noop() for dummy in range(REPEAT))
     t_stat = statistics.median(stat_run() for dummy in range(REPEAT))
+
+    def ours_first_cold():
+        """The first run again on fresh hosts, with the compiled-code cache of the hosts off:
+        here all hosts share one home directory, so in the first run above every host after the
+        first found the code compiled; on a real fleet each host compiles once, in its first run."""
+        os.environ['CERTFORGE_BYTECODE_CACHE'] = '0'
+        try:
+            runs['ours'] += 1
+            out = os.path.join(WORK, 'ours-%d' % runs['ours'])
+            os.makedirs(out)
+            inv = write_inventory(OUR_BIN, 'ours-%d' % runs['ours'], os.path.join(out, 'hosts'))
+            run_play(OUR_BIN, 'local CA', CA_PLAY, inv, {'outdir': out}, fleet=False)
+            return run_play(OUR_BIN, 'certforge first, no code cache', OUR_PLAY, inv,
+                            {'owner': owner, 'group': group, 'ca_path': os.path.join(out, 'ca', 'root')},
+                            lambda c: c >= HOSTS)[0]
+        finally:
+            del os.environ['CERTFORGE_BYTECODE_CACHE']
+
+    t_cold = statistics.median(ours_first_cold() for dummy in range(REPEAT))
     log('bench: fleet per host: community.crypto %.3f s, certforge first %.3f s, no-op %.3f s, stat %.3f s'
         % (t_cc / HOSTS, t_first / HOSTS, t_noop / HOSTS, t_stat / HOSTS))
     for what, key in (('first', 'first_timing'), ('no-op', 'timing')):
@@ -353,6 +377,7 @@ def main():
             log('bench:   %7.2f s  %s' % (seconds, name))
     print('RATIO fleet_first_vs_community_crypto %.3f' % (t_first / t_cc), flush=True)
     print('RATIO fleet_noop_vs_stat %.3f' % (t_noop / t_stat), flush=True)
+    print('RATIO fleet_first_no_code_cache_vs_community_crypto %.3f' % (t_cold / t_cc), flush=True)
     print('RSS_MB fleet_controller %d' % (max(peaks) // 1024), flush=True)
 
 
