@@ -24,6 +24,7 @@ __metaclass__ = type
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -107,6 +108,27 @@ class DirectModule:
         self._emit(result, 1)
 
 
+_PASSWORD = re.compile(r'^(?!.*(?:key|file|path|_mode|_type)$).*(?:pass|pwd|secret|token|passphrase)', re.I)
+
+
+def log_invocation(module_name, params, facility):
+    """'Invoked with ...' to the host's syslog, as AnsibleModule logs every module call (values
+    of options whose name looks like a password are not logged).  Never raises."""
+    try:
+        import syslog  # pylint: disable=import-outside-toplevel
+        words = []
+        for name in sorted(params):
+            value = params[name]
+            if _PASSWORD.search(name) and value is not None:
+                value = 'NOT_LOGGING_PASSWORD'
+            words.append('%s=%s' % (name, value))
+        syslog.openlog('ansible-%s' % module_name, 0, getattr(syslog, facility or 'LOG_USER', syslog.LOG_USER))
+        syslog.syslog(syslog.LOG_INFO, 'Invoked with %s' % ' '.join(words))
+        syslog.closelog()
+    except Exception:  # pylint: disable=broad-except
+        return
+
+
 def _walk(value, path, fix):
     if value is None:
         return value
@@ -136,6 +158,8 @@ def prepare(data):
     Nothing is done on the host yet."""
     main = importlib.import_module(data['module']).main
     params = expand_paths(data['params'], data['paths'])
+    if data.get('syslog'):
+        log_invocation(data['module'].rpartition('.')[2], params, data.get('syslog_facility'))
     return main, DirectModule(params, check_mode=data['check_mode'], diff=data['diff'])
 
 

@@ -236,7 +236,9 @@ class DirectAction(NormalAction):
             return None
         data = {'module': self.MODULE, 'params': checked.validated_parameters, 'paths': paths,
                 'check_mode': bool(module_args.get('_ansible_check_mode')),
-                'diff': bool(module_args.get('_ansible_diff'))}
+                'diff': bool(module_args.get('_ansible_diff')),
+                'syslog': not module_args.get('_ansible_no_log'),
+                'syslog_facility': module_args.get('_ansible_syslog_facility')}
         if self.PROBE:
             data['sent'] = args
         return json.loads(json.dumps(data, cls=encoder))
