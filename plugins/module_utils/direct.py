@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
 import importlib
 import json
 import os
@@ -142,6 +143,26 @@ def _walk(value, path, fix):
     if isinstance(value, dict) and head in value:
         value[head] = _walk(value[head], rest, fix)
     return value
+
+
+def text_paths(spec, prefix=()):
+    """A copy of ``spec`` whose ``type: path`` (and ``elements: path``) options are ``str``, and
+    where each of them is in the options (``*`` for the items of a list)."""
+    spec = copy.deepcopy(spec)
+    paths = []
+    for name, option in spec.items():
+        here = prefix + (name,)
+        if option.get('type') == 'path':
+            option['type'] = 'str'
+            paths.append(list(here))
+        if option.get('elements') == 'path':
+            option['elements'] = 'str'
+            paths.append(list(here + ('*',)))
+        if option.get('options'):
+            inner = here + ('*',) if option.get('type') == 'list' else here
+            option['options'], found = text_paths(option['options'], inner)
+            paths.extend(found)
+    return spec, paths
 
 
 def expand_paths(params, paths):

@@ -37,6 +37,7 @@ import os
 from ansible.module_utils.common.arg_spec import ModuleArgumentSpecValidator
 from ansible.module_utils.common.json import Direction, get_module_encoder
 from ansible.plugins.action.normal import ActionModule as NormalAction
+from ansible_collections.certforge.pki.plugins.module_utils.direct import text_paths
 from ansible.utils.display import Display
 
 display = Display()
@@ -179,26 +180,6 @@ def _has_fallback(spec):
         if option.get('fallback') or (option.get('options') and _has_fallback(option['options'])):
             return True
     return False
-
-
-def text_paths(spec, prefix=()):
-    """A copy of ``spec`` whose ``type: path`` (and ``elements: path``) options are ``str``, and
-    where each of them is in the options (``*`` for the items of a list)."""
-    spec = copy.deepcopy(spec)
-    paths = []
-    for name, option in spec.items():
-        here = prefix + (name,)
-        if option.get('type') == 'path':
-            option['type'] = 'str'
-            paths.append(list(here))
-        if option.get('elements') == 'path':
-            option['elements'] = 'str'
-            paths.append(list(here + ('*',)))
-        if option.get('options'):
-            inner = here + ('*',) if option.get('type') == 'list' else here
-            option['options'], found = text_paths(option['options'], inner)
-            paths.extend(found)
-    return spec, paths
 
 
 class DirectAction(NormalAction):

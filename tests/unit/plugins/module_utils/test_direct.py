@@ -13,13 +13,11 @@ from ansible_collections.certforge.pki.plugins.module_utils import direct
 
 
 def test_path_options_are_text_on_the_controller_and_expanded_on_the_host(monkeypatch):
-    # controller-side code: imported here, not when the unit tests are collected
-    from ansible_collections.certforge.pki.plugins.plugin_utils.direct_action import text_paths  # pylint: disable=import-outside-toplevel
     spec = {'directory': {'type': 'path'}, 'names': {'type': 'list', 'elements': 'path'},
             'requests': {'type': 'list', 'elements': 'dict', 'options': {'csr_path': {'type': 'path'},
                                                                          'common_name': {'type': 'str'}}},
             'target_options': {'type': 'dict', 'options': {'dir': {'type': 'path'}}}}
-    text, paths = text_paths(spec)
+    text, paths = direct.text_paths(spec)
     assert spec['directory']['type'] == 'path'          # the module's own spec is untouched
     assert text['directory']['type'] == 'str' and text['names']['elements'] == 'str'
     assert text['requests']['options']['csr_path']['type'] == 'str'
