@@ -12,6 +12,7 @@ import json
 import os
 import re
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -175,6 +176,14 @@ def issued(run_playbook, tmp_path):
         ]}], env=ENV)
     assert result.rc == 0, result
     no_exception(result)
+    # days_left is whole days: in the very second of issuance the 50-day certificate has 50 left,
+    # a second later 49.  Wait (at most a second) until that second has passed, so that two
+    # reports of the same data in a test see the same days_left.
+    issued_at = x509.load_pem_x509_certificate(result.task('issue')['certificate'].encode()).not_valid_after_utc
+    boundary = issued_at.timestamp() - 50 * 86400 + 1
+    deadline = time.monotonic() + 5
+    while time.time() < boundary and time.monotonic() < deadline:
+        time.sleep(0.05)
     return ca_path, store
 
 
