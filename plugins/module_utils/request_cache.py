@@ -49,13 +49,19 @@ _CODE = []
 RAW_ARGS = []
 
 
+def code_digest(read):
+    """The digest of SOURCES, each read by ``read(name) -> bytes``: on the host from the payload,
+    on the controller (the probe's copy, plugins/plugin_utils/direct_action.py) from the files."""
+    digest = hashlib.sha256()
+    for name in SOURCES:
+        digest.update(name.encode('ascii') + b'\0' + (read(name) or b'') + b'\0')
+    return digest.hexdigest()
+
+
 def _code_digest():
     if not _CODE:
-        digest = hashlib.sha256()
         try:
-            for name in SOURCES:
-                digest.update(name.encode('ascii') + b'\0' + (pkgutil.get_data(_PACKAGE, name) or b'') + b'\0')
-            _CODE.append(digest.hexdigest())
+            _CODE.append(code_digest(lambda name: pkgutil.get_data(_PACKAGE, name)))
         except Exception:  # pylint: disable=broad-except
             _CODE.append(None)
     return _CODE[0]

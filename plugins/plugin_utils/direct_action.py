@@ -30,7 +30,6 @@ from __future__ import annotations
 import base64
 import copy
 import dataclasses
-import hashlib
 import json
 import os
 
@@ -155,13 +154,11 @@ def _probe_data():
     that run tasks are forks of it and inherit them)."""
     try:
         from ansible_collections.certforge.pki.plugins.module_utils import request_cache
-        digest = hashlib.sha256()
-        for name in request_cache.SOURCES:
-            digest.update(name.encode('ascii') + b'\0' + _read(name) + b'\0')
+        code = request_cache.code_digest(_read)
         sources = dict(('%s.%s' % (_PACKAGE, name[:-3]), _read(name).decode('utf-8')) for name in _PROBE_SOURCES)
         parts = _PACKAGE.split('.')
         packages = ['.'.join(parts[:i]) for i in range(1, len(parts) + 1)]
-        data = {'code': digest.hexdigest(), 'sources': sources, 'packages': packages, 'package': _PACKAGE}
+        data = {'code': code, 'sources': sources, 'packages': packages, 'package': _PACKAGE}
         return base64.b64encode(json.dumps(data).encode('utf-8')).decode('ascii')
     except Exception as exc:  # pylint: disable=broad-except
         display.vvv('certforge.pki: no kept-result probe (%s)' % exc)
